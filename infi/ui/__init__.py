@@ -1,0 +1,1 @@
+"""The only Streamlit-aware code of Infi: session-state keys, shared widgets and charts."""
