@@ -1,15 +1,25 @@
-"""Infi: concept-based knowledge distillation. For now, a browser of the offline Shapes World."""
+"""Infi: concept-based knowledge distillation. Navigation, sidebar status and session save/load."""
+
+import logging
 
 import streamlit as st
 
-from infi.ui.world_view import cached_world, show_world, world_controls
+from infi.ui import state
+from infi.ui.sidebar import render_sidebar
 
-st.set_page_config(page_title="Infi · Shapes World", page_icon="🔷", layout="wide")
-st.title("Shapes World")
-st.write(
-    "An offline image world whose concepts are known: every image has a shape, colour, fill, "
-    "size and background. In the **biased** split each shape usually sits on its own background "
-    "(a shortcut a teacher can learn); the **shifted** split breaks that link."
-)
-n, split, p, seed = world_controls()
-show_world(cached_world(n, split, p, seed))
+logging.basicConfig(level=logging.INFO)
+st.set_page_config(page_title="Infi", page_icon="🔷", layout="wide")
+pages = [
+    st.Page("pages/data.py", title="Data & teacher", icon="🗂️", default=True),
+    st.Page("pages/concepts.py", title="Concepts", icon="🏷️"),
+    st.Page("pages/distill.py", title="Distill", icon="⚗️"),
+    st.Page("pages/finetune.py", title="Fine-tune", icon="🎛️"),
+]
+navigation = st.navigation(pages)
+session = state.get_session()
+render_sidebar(session)
+notice = state.pop_notice()
+if notice:
+    st.toast(notice)
+    st.info(notice)
+navigation.run()

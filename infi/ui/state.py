@@ -1,9 +1,122 @@
-"""Every ``st.session_state`` key the app uses, in one place, so pages never spell one twice."""
+"""Every ``st.session_state`` key the app uses, in one place, and the accessors built on them.
+
+Each browser session owns one ``infi.session.Session`` (its data never enters a cache shared
+across users); models are shared through ``st.cache_resource`` in ``infi.ui.resources``.
+"""
 
 from __future__ import annotations
 
+import os
+
+import streamlit as st
+
+from infi.cache import ArrayCache
+from infi.session import Session
+
+SESSION = "infi_session"
+NOTICE = "infi_notice"  # one message shown once after a rerun (e.g. what a change cleared)
+TOUR_DONE = "tour_done"
+
+# Data page
 WORLD_SPLIT = "world_split"
 WORLD_SIZE = "world_size"
 WORLD_SEED = "world_seed"
 WORLD_P = "world_p"
-WORLD_FILTER = "world_filter"
+WORLD_SHIFTED = "world_with_shifted"
+DATA_SOURCE = "data_source"
+ZIP_UPLOAD = "zip_upload"
+IMAGES_UPLOAD = "images_upload"
+CSV_UPLOAD = "csv_upload"
+FOLDER_PATH = "folder_path"
+TEACHER_KIND = "teacher_kind"
+PREDICTIONS_UPLOAD = "predictions_upload"
+PREDICTIONS_KIND = "predictions_kind"
+TORCHSCRIPT_UPLOAD = "torchscript_upload"
+TORCHSCRIPT_SIZE = "torchscript_size"
+HF_MODEL_ID = "hf_model_id"
+ZS_CLASSES = "zero_shot_classes"
+ZS_TEMPLATES = "zero_shot_templates"
+
+# Concepts page
+ENCODER_CHOICE = "encoder_choice"
+ENCODER_CUSTOM = "encoder_custom"
+CORPUS_CHOICE = "corpus_choice"
+CORPUS_UPLOAD = "corpus_upload"
+CORPUS_EDITOR = "corpus_editor"
+REGION_MODE = "region_mode"
+CONCEPT_SEARCH = "concept_search"
+CONCEPT_PICK = "concept_pick"
+IMAGE_PICK = "image_pick"
+OVERLAY_CONCEPT = "overlay_concept"
+
+# Distill page
+METHOD = "distill_method"
+MEMBERS = "student_members"
+ALPHA = "student_alpha"
+VAL_SHARE = "student_validation_share"
+DISAGREE_PICK = "disagreement_pick"
+
+# Fine-tune page
+TUNE_CLASS = "tune_class"
+WEIGHT_EDITOR = "weight_editor"
+LAST_STEP = "last_tune_step"
+RESTORE_PICK = "restore_pick"
+
+# Sidebar
+BUNDLE_UPLOAD = "bundle_upload"
+
+
+def get_session() -> Session:
+    """This browser session's pipeline, created on first use (memory-only cache)."""
+    if SESSION not in st.session_state:
+        st.session_state[SESSION] = Session(cache=ArrayCache(None, max_items=8))
+    return st.session_state[SESSION]
+
+
+def replace_session(session: Session) -> None:
+    st.session_state[SESSION] = session
+
+
+def notify(message: str) -> None:
+    """Keep a message for the next run (st.rerun would otherwise drop it)."""
+    st.session_state[NOTICE] = message
+
+
+def pop_notice() -> str | None:
+    return st.session_state.pop(NOTICE, None)
+
+
+def hosted() -> bool:
+    """On a hosted deployment local folders are hidden: set INFI_HOSTED=1 (or in secrets)."""
+    flag = os.environ.get("INFI_HOSTED", "")
+    if not flag:
+        try:
+            flag = str(st.secrets.get("INFI_HOSTED", ""))
+        except Exception:  # no secrets file: not hosted
+            flag = ""
+    return flag.lower() in ("1", "true", "yes")
+
+# Buttons (keys make them addressable in tests and stable across reruns)
+BTN_LOAD_WORLD = "btn_load_world"
+BTN_LOAD_ZIP = "btn_load_zip"
+BTN_LOAD_FILES = "btn_load_files"
+BTN_LOAD_FOLDER = "btn_load_folder"
+BTN_TEACHER = "btn_run_teacher"
+BTN_EXTRACT = "btn_extract"
+BTN_DISTILL = "btn_distill"
+BTN_APPLY = "btn_apply"
+BTN_RESTORE = "btn_restore"
+BTN_LOAD_BUNDLE = "btn_load_bundle"
+QUICK_CONCEPT = "quick_concept"
+QUICK_ACTION = "quick_action"
+QUICK_SCALE = "quick_scale"
+BTN_QUICK = "btn_quick_apply"
+PRG_EPOCHS = "prg_epochs"
+PRG_ARCH = "prg_arch"
+PRG_LR = "prg_lr"
+PRG_BATCH = "prg_batch"
+PRG_WEIGHTS = "prg_weights"
+PRG_TAU_EDGE = "prg_tau_edge"
+PRG_TAU_REL = "prg_tau_relation"
+PRG_CLASSES = "prg_classes"
+BTN_PRG = "btn_prg"

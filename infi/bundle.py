@@ -1,0 +1,187 @@
+"""Save and load a whole session as one ``.infi`` file, and export a student.
+
+A bundle is a ZIP of exactly three members: ``manifest.json`` (dataset reference and hash,
+encoder id, corpus, settings), ``arrays.safetensors`` (concept scores, teacher probabilities,
+labels, student state, bounds, splits) and ``provenance.json``. Loading checks the member list,
+sizes and every field, so a bundle is data only: nothing in it is executed or unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save as save_safetensors
+from safetensors.numpy import save_file
+
+from infi.concepts import ConceptMatrix
+from infi.corpus import Corpus
+from infi.data import ImageSet, from_world
+from infi.session import EvalSet, Session
+from infi.student import ConceptStudent, student_from_arrays, student_to_arrays
+from infi.tuning import Provenance
+
+FORMAT = "infi-session"
+VERSION = 1
+MEMBERS = {"manifest.json", "arrays.safetensors", "provenance.json"}
+MAX_BUNDLE_BYTES = 1024**3
+
+
+class BundleError(ValueError):
+    """The file is not a valid Infi bundle."""
+
+
+def save_session(session: Session) -> bytes:
+    """Serialise everything computed so far (images themselves are referenced, not copied)."""
+    if session.concepts is None or session.P is None:
+        raise ValueError("bundle: a session is saved once it has teacher outputs and concept scores")
+    arrays: dict[str, np.ndarray] = {"X": session.concepts.X, "P": session.P.astype(np.float32)}
+    if session.labels is not None:
+        arrays["labels"] = np.asarray(session.labels, np.int64)
+    manifest = {
+        "format": FORMAT, "version": VERSION, "seed": session.seed,
+        "dataset": {"ids": session.dataset.ids if session.dataset is not None else None,
+                    **(session.dataset.describe() if session.dataset is not None else {})},
+        "teacher": session.teacher_name, "class_names": list(session.class_names or ()),
+        "encoder": session.encoder_id, "corpus": session.corpus.to_dict() if session.corpus else None,
+        "mode": session.mode, "concepts": list(session.concepts.names),
+        "eval_sets": {}, "student": None, "student_params": session.student_params,
+    }
+    for name, e in session.eval_sets.items():
+        if e.concepts is not None and e.P is not None:
+            arrays[f"eval/{name}/X"] = e.concepts.X
+            arrays[f"eval/{name}/P"] = e.P.astype(np.float32)
+            manifest["eval_sets"][name] = e.images.describe()
+    if session.student is not None:
+        s_arrays, meta = student_to_arrays(session.student)
+        arrays |= {f"student/{k}": v for k, v in s_arrays.items()}
+        arrays |= {"lower": session.lower, "upper": session.upper,
+                   "train_idx": session.train_idx, "val_idx": session.val_idx}
+        manifest["student"] = meta
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", json.dumps(manifest))
+        zf.writestr("arrays.safetensors", save_safetensors({k: np.ascontiguousarray(v) for k, v in arrays.items()}))
+        zf.writestr("provenance.json", session.provenance.to_json())
+    return buf.getvalue()
+
+
+def _read_members(data: bytes) -> dict[str, bytes]:
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BundleError("bundle: larger than 1 GB")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise BundleError("bundle: not an Infi session file (not a ZIP container)") from None
+    with zf:
+        names = {i.filename for i in zf.infolist()}
+        if names != MEMBERS:
+            raise BundleError(f"bundle: unexpected contents {sorted(names)}; an Infi session holds "
+                              f"exactly {sorted(MEMBERS)}")
+        if sum(i.file_size for i in zf.infolist()) > 4 * MAX_BUNDLE_BYTES:
+            raise BundleError("bundle: unpacks to more than 4 GB")
+        return {n: zf.read(n) for n in MEMBERS}
+
+
+def load_session(data: bytes, session: Session | None = None) -> Session:
+    """Rebuild a session from bytes; the Shapes World dataset is regenerated and hash-checked."""
+    members = _read_members(data)
+    try:
+        manifest = json.loads(members["manifest.json"])
+        arrays = load_safetensors(members["arrays.safetensors"])
+    except (json.JSONDecodeError, UnicodeDecodeError, Exception) as err:
+        raise BundleError(f"bundle: a member is corrupt ({err})") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError("bundle: not an Infi session file")
+    if manifest.get("version") != VERSION:
+        raise BundleError(f"bundle: version {manifest.get('version')} is not supported (expected {VERSION})")
+    provenance = Provenance.from_json(members["provenance.json"].decode())
+    try:
+        return _rebuild(manifest, arrays, provenance, session or Session())
+    except (KeyError, TypeError, ValueError) as err:
+        raise BundleError(f"bundle: inconsistent contents ({err})") from err
+
+
+def _rebuild(manifest: dict, arrays: dict, provenance: Provenance, s: Session) -> Session:
+    X, P = arrays["X"], arrays["P"]
+    names = tuple(manifest["concepts"])
+    classes = tuple(manifest["class_names"])
+    if X.shape != (len(P), len(names)) or P.shape[1] != len(classes):
+        raise ValueError("array shapes do not match the manifest")
+    s.seed = int(manifest["seed"])
+    s.dataset = _regenerate(manifest["dataset"])
+    s.eval_sets = {}
+    for name, desc in manifest.get("eval_sets", {}).items():
+        images = _regenerate(desc)
+        if images is not None:
+            s.eval_sets[name] = EvalSet(images, arrays[f"eval/{name}/P"], None,
+                                        ConceptMatrix(arrays[f"eval/{name}/X"], names, manifest["mode"]))
+    s.teacher_name, s.class_names = manifest["teacher"], classes
+    s.labels = arrays.get("labels")
+    s.P, s.encoder_id = P, manifest["encoder"]
+    s.embeddings = None
+    s.corpus = Corpus.from_dict(manifest["corpus"]) if manifest["corpus"] else None
+    s.mode = manifest["mode"]
+    s.concepts = ConceptMatrix(X, names, s.mode)
+    s.student_params = dict(manifest.get("student_params") or {})
+    if manifest["student"] is not None:
+        s_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("student/")}
+        s.student = student_from_arrays(s_arrays, manifest["student"])
+        s.lower, s.upper = arrays["lower"], arrays["upper"]
+        s.train_idx, s.val_idx = arrays["train_idx"], arrays["val_idx"]
+    else:
+        s.student = s.lower = s.upper = s.train_idx = s.val_idx = None
+    s.provenance = provenance
+    return s
+
+
+def _regenerate(desc: dict) -> ImageSet | None:
+    """Shapes World datasets are rebuilt from their parameters; others stay referenced only."""
+    source = desc.get("source") or {}
+    if source.get("kind") != "shapes-world":
+        return None
+    from infi.demo.world import generate_world
+
+    images = from_world(generate_world(int(source["n"]), split=source["split"], p=float(source["p"]),
+                                       seed=int(source["seed"])))
+    if images.content_hash != desc.get("content_hash"):
+        raise ValueError("the regenerated Shapes World does not match the saved content hash")
+    return images
+
+
+def export_student(student: ConceptStudent, concepts: tuple[str, ...], class_names: tuple[str, ...],
+                   folder: Path, metrics: dict | None = None) -> tuple[Path, Path]:
+    """Write ``student.safetensors`` and ``student.json`` (a readable card) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / "student.safetensors"
+    card = folder / "student.json"
+    save_file({"coef": student.coef_, "intercept": student.intercept_, "mean": student.mean_,
+               "scale": student.scale_, "weights_mean": student.weights_.astype(np.float32)},
+              str(weights))
+    card.write_text(json.dumps(student_card(student, concepts, class_names, metrics), indent=2))
+    return weights, card
+
+
+def student_card(student: ConceptStudent, concepts: tuple[str, ...], class_names: tuple[str, ...],
+                 metrics: dict | None = None, top: int = 10) -> dict:
+    """A JSON card: concepts, classes, standardization, top weights per class, settings."""
+    W = student.weights_
+    per_class = {}
+    for c, name in enumerate(class_names):
+        order = np.argsort(-np.abs(W[:, c]))[:top]
+        per_class[name] = [{"concept": concepts[j], "weight": round(float(W[j, c]), 5)}
+                           for j in order if W[j, c] != 0]
+    return {
+        "model": "infi.ConceptStudent", "params": student.get_params(),
+        "classes": list(class_names), "concepts": list(concepts),
+        "standardization": {"mean": student.mean_.round(6).tolist(),
+                            "scale": student.scale_.round(6).tolist()},
+        "prediction": "mean over members of sigmoid(((x - mean) / scale) @ coef + intercept), "
+                      "normalized over classes",
+        "top_weights": per_class,
+        "metrics": {k: v for k, v in (metrics or {}).items() if k != "per_class"},
+    }

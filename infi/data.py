@@ -1,0 +1,412 @@
+"""ImageSet: an ordered, validated collection of images with optional labels.
+
+Sources: the Shapes World demo, a ZIP in ImageFolder layout (``class/xxx.png``), images plus a CSV
+(``image,label``; label optional), a local folder, and a Hugging Face ``datasets`` id when that
+package is installed. Bad input never takes valid input down with it: a corrupt or non-image file
+is skipped and listed in ``skipped``; only an empty result, duplicate ids or labels outside the
+class list are errors. Archives are read with path checks and size caps, and Pillow's
+decompression-bomb warning is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import stat
+import warnings
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
+MAX_MEMBERS = 50_000
+MAX_TOTAL_BYTES = 2 * 1024**3
+MAX_MEMBER_BYTES = 64 * 1024**2
+
+
+class DataError(ValueError):
+    """A dataset could not be used at all (as opposed to a file that was skipped)."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    name: str
+    reason: str
+
+
+def decode_image(data: bytes, name: str = "image") -> Image.Image:
+    """Decode bytes to an RGB image; bombs, truncation and unknown formats raise ValueError."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+            img.load()
+        except Image.DecompressionBombWarning as err:
+            raise ValueError(f"{name}: refused as a decompression bomb ({err})") from err
+        except Image.DecompressionBombError as err:
+            raise ValueError(f"{name}: refused as a decompression bomb ({err})") from err
+        except UnidentifiedImageError:
+            raise ValueError(f"{name}: not an image Pillow can read") from None
+        except (OSError, SyntaxError, ValueError) as err:
+            raise ValueError(f"{name}: corrupt or truncated image ({err})") from err
+    return to_rgb(img)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to RGB: transparency onto white, high bit depths rescaled to 8 bits."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(arr.astype(np.uint8), "L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+@dataclass
+class ImageSet:
+    """Ordered ids with lazy image access, optional labels (-1 = unknown) and class names."""
+
+    ids: list[str]
+    loader: Callable[[int], Image.Image]
+    labels: np.ndarray | None = None
+    class_names: tuple[str, ...] | None = None
+    source: dict = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+    content_hash: str = ""
+    arrays: np.ndarray | None = None  # set when the images already exist as uint8 arrays
+
+    def __post_init__(self) -> None:
+        if not self.ids:
+            raise DataError("The dataset is empty: no readable image was found"
+                            + (f" ({len(self.skipped)} file(s) skipped)" if self.skipped else ""))
+        dupes = sorted(k for k, v in Counter(self.ids).items() if v > 1)
+        if dupes:
+            raise DataError(f"Duplicate image ids: {dupes[:5]}{' …' if len(dupes) > 5 else ''}")
+        if self.labels is not None:
+            self.labels = np.asarray(self.labels, dtype=np.int64)
+            n_classes = len(self.class_names or ())
+            bad = (self.labels < -1) | (self.labels >= n_classes)
+            if bad.any():
+                raise DataError(f"Labels outside the class list {list(self.class_names or ())} "
+                                f"for images {[self.ids[i] for i in np.flatnonzero(bad)[:5]]}")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def image(self, i: int) -> Image.Image:
+        if self.arrays is not None:
+            return Image.fromarray(self.arrays[i])
+        return self.loader(i)
+
+    def images(self, indices: Iterable[int] | None = None) -> list[Image.Image]:
+        return [self.image(i) for i in (range(len(self)) if indices is None else indices)]
+
+    def as_arrays(self, size: int) -> np.ndarray:
+        """All images resized to ``size``×``size`` as uint8 [N, size, size, 3]."""
+        if self.arrays is not None and self.arrays.shape[1:3] == (size, size):
+            return self.arrays
+        out = np.empty((len(self), size, size, 3), np.uint8)
+        for i in range(len(self)):
+            img = self.image(i)
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.Resampling.BILINEAR)
+            out[i] = np.asarray(img)
+        return out
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None and bool((self.labels >= 0).any())
+
+    def describe(self) -> dict:
+        return {"n": len(self), "classes": list(self.class_names or ()), "source": self.source,
+                "content_hash": self.content_hash, "skipped": len(self.skipped)}
+
+
+def _hash(ids: Sequence[str], blobs: Iterable[bytes]) -> str:
+    h = hashlib.sha256()
+    for i, blob in zip(ids, blobs):
+        h.update(i.encode())
+        h.update(hashlib.sha256(blob).digest())
+    return h.hexdigest()
+
+
+# --- sources ------------------------------------------------------------------------------------
+
+
+def from_world(world) -> ImageSet:
+    """The Shapes World demo: labels are the shapes."""
+    arrays = world.images
+    ids = list(world.ids)
+    digest = _hash(ids, (a.tobytes() for a in arrays))
+    return ImageSet(ids, lambda i: Image.fromarray(arrays[i]), world.labels, tuple(world.class_names),
+                    {"kind": "shapes-world", "split": world.split, "seed": world.seed, "p": world.p,
+                     "n": len(world)}, [], digest, arrays)
+
+
+def _from_blobs(named: list[tuple[str, bytes]], labels: list[int] | None,
+                class_names: tuple[str, ...] | None, source: dict,
+                skipped: list[Skipped]) -> ImageSet:
+    """Decode every blob once to validate it; keep the bytes, decode again lazily."""
+    ids, blobs, keep_labels = [], [], []
+    for k, (name, blob) in enumerate(named):
+        try:
+            decode_image(blob, name)
+        except ValueError as err:
+            skipped.append(Skipped(name, str(err).split(": ", 1)[-1]))
+            continue
+        ids.append(name)
+        blobs.append(blob)
+        if labels is not None:
+            keep_labels.append(labels[k])
+    return ImageSet(ids, lambda i: decode_image(blobs[i], ids[i]),
+                    np.asarray(keep_labels) if labels is not None else None, class_names, source,
+                    skipped, _hash(ids, blobs))
+
+
+def safe_zip_members(data: bytes | Path, max_members: int = MAX_MEMBERS,
+                     max_total_bytes: int = MAX_TOTAL_BYTES) -> tuple[list[tuple[str, bytes]], list[Skipped]]:
+    """Read the regular files of a ZIP with path checks and size caps.
+
+    Absolute paths, ``..`` components and links are refused (the whole archive: it is hostile);
+    nested archives and hidden or macOS metadata files are skipped.
+    """
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
+    except zipfile.BadZipFile as err:
+        raise DataError(f"Not a readable ZIP archive ({err})") from err
+    with zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        if len(infos) > max_members:
+            raise DataError(f"The archive holds {len(infos)} files; at most {max_members} are allowed")
+        declared = sum(i.file_size for i in infos)
+        if declared > max_total_bytes:
+            raise DataError(f"The archive unpacks to {declared / 1e6:.0f} MB; at most "
+                            f"{max_total_bytes / 1e6:.0f} MB are allowed")
+        out, skipped, total = [], [], 0
+        for info in infos:
+            name = info.filename.replace("\\", "/")
+            path = PurePosixPath(name)
+            if name.startswith("/") or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
+                raise DataError(f"Refused archive: member {name!r} points outside the archive")
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise DataError(f"Refused archive: member {name!r} is a link")
+            if any(p.startswith(".") or p == "__MACOSX" for p in path.parts):
+                continue
+            if path.suffix.lower() in ARCHIVE_SUFFIXES:
+                skipped.append(Skipped(name, "nested archive ignored"))
+                continue
+            if info.file_size > MAX_MEMBER_BYTES:
+                skipped.append(Skipped(name, f"larger than {MAX_MEMBER_BYTES // 2**20} MB"))
+                continue
+            with zf.open(info) as fh:
+                blob = fh.read(MAX_MEMBER_BYTES + 1)  # the header may lie about the size
+            total += len(blob)
+            if len(blob) > MAX_MEMBER_BYTES or total > max_total_bytes:
+                raise DataError(f"Refused archive: {name!r} unpacks beyond its declared size")
+            out.append((name, blob))
+    return out, skipped
+
+
+def from_zip(data: bytes | Path, max_members: int = MAX_MEMBERS,
+             max_total_bytes: int = MAX_TOTAL_BYTES) -> ImageSet:
+    """A ZIP in ImageFolder layout: ``class_name/image.png`` (an optional single top folder is
+    allowed); images at the top level are kept unlabelled."""
+    members, skipped = safe_zip_members(data, max_members, max_total_bytes)
+    images = [(n, b) for n, b in members if PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES]
+    for n, _ in members:
+        if PurePosixPath(n).suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append(Skipped(n, "not an image file"))
+    parts = [PurePosixPath(n).parts for n, _ in images]
+    # Strip one common top folder (zips made by "compress folder").
+    if parts and all(len(p) >= 3 for p in parts) and len({p[0] for p in parts}) == 1:
+        parts = [p[1:] for p in parts]
+    folders = [p[0] if len(p) >= 2 else None for p in parts]
+    class_names = tuple(sorted({f for f in folders if f is not None}))
+    index = {c: i for i, c in enumerate(class_names)}
+    labels = [index[f] if f is not None else -1 for f in folders] if class_names else None
+    named = [("/".join(p), b) for p, (_, b) in zip(parts, images)]
+    return _from_blobs(named, labels, class_names or None, {"kind": "zip"}, skipped)
+
+
+def parse_label_csv(data: bytes | str) -> dict[str, str | None]:
+    """``image,label`` rows (label optional) -> {image: label}."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise DataError(f"labels CSV: not UTF-8 text ({err.reason})") from err
+    reader = csv.DictReader(io.StringIO(data))
+    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    if "image" not in fields:
+        raise DataError(f"labels CSV: needs an 'image' column (and optionally 'label'); found "
+                        f"columns {reader.fieldnames}")
+    out: dict[str, str | None] = {}
+    for row in reader:
+        row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        name = row.get("image", "")
+        if not name:
+            continue
+        if name in out:
+            raise DataError(f"labels CSV: image {name!r} is listed twice")
+        out[name] = row.get("label") or None
+    if not out:
+        raise DataError("labels CSV: no rows")
+    return out
+
+
+def from_files(files: Sequence[tuple[str, bytes]], labels_csv: bytes | str | None = None,
+               class_names: Sequence[str] | None = None) -> ImageSet:
+    """Uploaded images, optionally with a CSV of ``image,label``; rows naming no uploaded image
+    and images missing from the CSV are reported."""
+    skipped: list[Skipped] = []
+    named = list(files)
+    labels = None
+    names = tuple(class_names) if class_names else None
+    if labels_csv is not None:
+        table = parse_label_csv(labels_csv)
+        present = {n for n, _ in named}
+        missing = sorted(set(table) - present)
+        if missing:
+            skipped.extend(Skipped(m, "listed in the CSV but not uploaded") for m in missing)
+        unlisted = [n for n, _ in named if n not in table]
+        skipped.extend(Skipped(n, "not listed in the CSV") for n in unlisted)
+        named = [(n, b) for n, b in named if n in table]
+        given = sorted({v for v in table.values() if v})
+        if names is None and given:
+            names = tuple(given)
+        index = {c: i for i, c in enumerate(names or ())}
+        unknown = sorted({table[n] for n, _ in named if table[n] and table[n] not in index})
+        if unknown:
+            raise DataError(f"labels CSV: label(s) {unknown[:5]} are not among the classes {list(names or ())}")
+        if names:
+            labels = [index[table[n]] if table[n] else -1 for n, _ in named]
+    return _from_blobs(named, labels, names, {"kind": "upload"}, skipped)
+
+
+def from_folder(path: str | Path, max_members: int = MAX_MEMBERS) -> ImageSet:
+    """A local folder in ImageFolder layout (class sub-folders) or a flat folder of images."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if len(files) > max_members:
+        raise DataError(f"{root}: {len(files)} files; at most {max_members} are allowed")
+    skipped = [Skipped(str(p.relative_to(root)), "not an image file") for p in files
+               if p.suffix.lower() not in IMAGE_SUFFIXES]
+    files = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    rel = [p.relative_to(root) for p in files]
+    class_names = tuple(sorted({r.parts[0] for r in rel if len(r.parts) >= 2}))
+    index = {c: i for i, c in enumerate(class_names)}
+    labels = [index[r.parts[0]] if len(r.parts) >= 2 else -1 for r in rel] if class_names else None
+    named = [(r.as_posix(), p.read_bytes()) for r, p in zip(rel, files)]
+    image_set = _from_blobs(named, labels, class_names or None, {"kind": "folder", "path": str(root)},
+                            skipped)
+    return image_set
+
+
+def from_hf_dataset(name: str, split: str = "train", image_column: str = "image",
+                    label_column: str | None = "label", limit: int | None = 5000) -> ImageSet:
+    """A Hugging Face ``datasets`` id (needs the optional ``datasets`` package and a network)."""
+    try:
+        import datasets  # type: ignore
+    except ImportError:
+        raise DataError("Loading a Hugging Face dataset needs the optional 'datasets' package: "
+                        "pip install datasets") from None
+    ds = datasets.load_dataset(name, split=split)
+    if limit:
+        ds = ds.select(range(min(limit, len(ds))))
+    if image_column not in ds.column_names:
+        raise DataError(f"{name}: no column {image_column!r}; columns are {ds.column_names}")
+    named = []
+    for i, row in enumerate(ds):
+        buf = io.BytesIO()
+        to_rgb(row[image_column]).save(buf, format="PNG")
+        named.append((f"{i:06d}", buf.getvalue()))
+    labels, names = None, None
+    if label_column and label_column in ds.column_names:
+        feature = ds.features[label_column]
+        names = tuple(getattr(feature, "names", None) or sorted({str(v) for v in ds[label_column]}))
+        labels = list(ds[label_column]) if hasattr(feature, "names") else [names.index(str(v)) for v in ds[label_column]]
+    return _from_blobs(named, labels, names, {"kind": "hf-dataset", "name": name, "split": split}, [])
+
+
+# --- CIFAR -------------------------------------------------------------------------------------
+
+
+class _ArraysOnlyUnpickler:
+    """Reads the CIFAR "python version" batches, which are pickles, allowing only the numpy
+    array reconstruction they need; any other class in the file is refused."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    @classmethod
+    def load(cls, path: Path) -> dict:
+        import pickle
+
+        allowed = cls.ALLOWED
+
+        class Restricted(pickle.Unpickler):
+            def find_class(self, module: str, name: str):
+                if (module, name) in allowed:
+                    return super().find_class(module, name)
+                raise DataError(f"{path.name}: refused, it asks for {module}.{name}; only plain "
+                                "arrays are read from CIFAR batches")
+
+        with open(path, "rb") as fh:
+            data = Restricted(fh, encoding="bytes").load()
+        if not isinstance(data, dict):
+            raise DataError(f"{path.name}: not a CIFAR batch")
+        return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
+
+
+def from_cifar(folder: str | Path, split: str = "train", limit: int | None = None) -> ImageSet:
+    """CIFAR-10 or CIFAR-100 from its python-version folder (data_batch_* / train, test, meta);
+    the fine labels for CIFAR-100."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    if (root / "meta").is_file():  # CIFAR-100
+        files = [root / ("train" if split == "train" else "test")]
+        meta = _ArraysOnlyUnpickler.load(root / "meta")
+        names = tuple(n.decode() if isinstance(n, bytes) else n for n in meta["fine_label_names"])
+        label_key = "fine_labels"
+    elif (root / "batches.meta").is_file():  # CIFAR-10
+        files = sorted(root.glob("data_batch_*")) if split == "train" else [root / "test_batch"]
+        meta = _ArraysOnlyUnpickler.load(root / "batches.meta")
+        names = tuple(n.decode() if isinstance(n, bytes) else n for n in meta["label_names"])
+        label_key = "labels"
+    else:
+        raise DataError(f"{root}: no CIFAR 'meta' or 'batches.meta' file; give the extracted "
+                        "cifar-10-batches-py or cifar-100-python folder")
+    arrays, labels = [], []
+    for f in files:
+        if not f.is_file():
+            raise DataError(f"{root}: missing {f.name}")
+        batch = _ArraysOnlyUnpickler.load(f)
+        data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        arrays.append(data)
+        labels.extend(batch[label_key])
+    images = np.concatenate(arrays)
+    labels_arr = np.asarray(labels, dtype=np.int64)
+    if limit:
+        images, labels_arr = images[:limit], labels_arr[:limit]
+    ids = [f"{split}-{i:05d}" for i in range(len(images))]
+    return ImageSet(ids, lambda i: Image.fromarray(images[i]), labels_arr, names,
+                    {"kind": "cifar", "path": str(root), "split": split}, [],
+                    _hash(ids, (a.tobytes() for a in images)), images)

@@ -1,0 +1,161 @@
+"""ClipEncoder: image, patch and text embeddings from any transformers CLIP checkpoint.
+
+The bundled demo encoder and a hub checkpoint such as ``openai/clip-vit-base-patch32`` go through
+the same ``CLIPModel`` / ``CLIPProcessor`` calls. Patch embeddings follow the path that makes the
+CLS token equal ``get_image_features``: vision last hidden state -> post layernorm -> visual
+projection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+DEMO_ENCODER = "demo"
+DEFAULT_PHOTO_ENCODER = "openai/clip-vit-base-patch32"
+Progress = Callable[[int, int], None]
+
+
+def project_tokens(model, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image embedding [B,D], patch embeddings [B,P,D]), projected, not normalized."""
+    out = model.vision_model(pixel_values=pixel_values)
+    tokens = model.vision_model.post_layernorm(out.last_hidden_state)
+    projected = model.visual_projection(tokens)
+    return projected[:, 0], projected[:, 1:]
+
+
+def pick_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _crop_size(ip) -> tuple[int, int]:
+    crop = ip.crop_size
+    get = crop.get if isinstance(crop, dict) else (lambda k: getattr(crop, k, None))
+    return int(get("height")), int(get("width"))
+
+
+def _shortest_edge(ip) -> int | None:
+    size = ip.size
+    value = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+    return int(value) if value else None
+
+
+def _resize_crop(image: Image.Image | np.ndarray, short: int, crop_h: int, crop_w: int) -> np.ndarray:
+    """Resize so the short side is ``short`` (bicubic), then centre-crop: uint8 [H, W, 3]."""
+    img = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    w, h = img.size
+    if min(w, h) != short:
+        scale = short / min(w, h)
+        new_w, new_h = (short, int(h * scale)) if w <= h else (int(w * scale), short)
+        img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
+        w, h = img.size
+    left, top = (w - crop_w) // 2, (h - crop_h) // 2
+    if left < 0 or top < 0:  # smaller than the crop: pad like the processor would not; resize up
+        img = img.resize((max(w, crop_w), max(h, crop_h)), Image.Resampling.BICUBIC)
+        w, h = img.size
+        left, top = (w - crop_w) // 2, (h - crop_h) // 2
+    return np.asarray(img.crop((left, top, left + crop_w, top + crop_h)), dtype=np.uint8)
+
+
+@dataclass
+class ImageEmbeddings:
+    """L2-normalized global [N,D] and patch [N,P,D] embeddings (patches may be None)."""
+
+    global_: np.ndarray
+    patches: np.ndarray | None
+    grid: int
+
+
+class ClipEncoder:
+    """A CLIP model and processor, batched and under ``torch.inference_mode``."""
+
+    def __init__(self, model, processor, name: str, device: torch.device | None = None):
+        self.device = device or pick_device()
+        # float32 on CPU (bfloat16 is slower there); half precision on accelerators.
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.model = model.to(self.device, self.dtype).eval()
+        self.processor = processor
+        self.name = name
+        vision = model.config.vision_config
+        self.image_size = int(vision.image_size)
+        self.grid = self.image_size // int(vision.patch_size)
+
+    @classmethod
+    def load(cls, name_or_path: str = DEMO_ENCODER, device: torch.device | None = None) -> "ClipEncoder":
+        """Load ``"demo"``, a local folder or a hub id (the only call here that may use a network)."""
+        from transformers import CLIPModel, CLIPProcessor
+
+        if name_or_path == DEMO_ENCODER:
+            from infi.demo.encoder import load_demo_encoder
+
+            model, processor = load_demo_encoder()
+            return cls(model, processor, DEMO_ENCODER, device)
+        local = Path(name_or_path).expanduser().is_dir()
+        try:
+            model = CLIPModel.from_pretrained(name_or_path, local_files_only=local)
+            processor = CLIPProcessor.from_pretrained(name_or_path, local_files_only=local)
+        except OSError as err:
+            raise OSError(
+                f"Could not load the CLIP checkpoint {name_or_path!r}: {err}. If this machine is "
+                "offline, use the bundled demo encoder ('demo') or a local folder holding a CLIP "
+                "checkpoint saved with save_pretrained."
+            ) from err
+        return cls(model, processor, str(name_or_path), device)
+
+    def pixel_values(self, images: Sequence[Image.Image] | np.ndarray) -> torch.Tensor:
+        """CLIP preprocessing (shortest edge resize, bicubic; centre crop; rescale; normalize),
+        done as one uint8 batch in torch instead of per-image float work in the processor."""
+        ip = self.processor.image_processor
+        crop_h, crop_w = _crop_size(ip)
+        short = _shortest_edge(ip) or min(crop_h, crop_w)
+        if isinstance(images, np.ndarray) and images.shape[1:3] == (crop_h, crop_w) and short == crop_h == crop_w:
+            batch = np.ascontiguousarray(images)
+        else:
+            batch = np.stack([_resize_crop(im, short, crop_h, crop_w) for im in images])
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).to(self.dtype)
+        mean = torch.tensor(ip.image_mean, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(ip.image_std, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
+        return (x * float(ip.rescale_factor) - mean) / std
+
+    @torch.inference_mode()
+    def embed_images(self, images: Sequence[Image.Image] | np.ndarray, batch_size: int = 64,
+                     patches: bool = True, progress: Progress | None = None) -> ImageEmbeddings:
+        n = len(images)
+        globals_, patch_list = [], []
+        for start in range(0, n, batch_size):
+            g, p = project_tokens(self.model, self.pixel_values(images[start:start + batch_size]))
+            globals_.append(F.normalize(g.float(), dim=-1).cpu())
+            if patches:
+                patch_list.append(F.normalize(p.float(), dim=-1).cpu())
+            if progress:
+                progress(min(start + batch_size, n), n)
+        g = torch.cat(globals_).numpy() if globals_ else np.zeros((0, self.dim), np.float32)
+        p = torch.cat(patch_list).numpy() if patch_list else None
+        return ImageEmbeddings(g, p, self.grid)
+
+    @torch.inference_mode()
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """L2-normalized text embeddings [T,D]; each batch is padded to its longest prompt."""
+        out = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.processor.tokenizer(list(texts[start:start + batch_size]), padding=True,
+                                             truncation=True, return_tensors="pt").to(self.device)
+            feats = self.model.get_text_features(**batch).pooler_output
+            out.append(F.normalize(feats.float(), dim=-1).cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.projection_dim)

@@ -1,0 +1,429 @@
+"""PRG: annotation-free distillation of a compact CNN from a CLIP zero-shot teacher.
+
+After "Prompt-based distillation without annotation via Proxy Relational Graph" (Xu et al.,
+2024), in our written formulation (DESIGN.md). The teacher is CLIP zero-shot with a
+confidence-weighted prompt ensemble: image embeddings ``v`` and logits are computed once. The
+student ``f`` maps an image to a feature ``h``, projected to the CLIP width as ``z``; class proxies
+start at the averaged class text embeddings. Losses, each with a weight and an off switch:
+- node:     ``1 - cos(z, v)``;
+- edge:     ``KL(softmax(cos(v, P)/τ_e) || softmax(cos(z, P)/τ_e))`` over the proxies ``P``;
+- relation: the same KL between sample–sample cosine rows of ``v`` and of ``z`` in a batch;
+- pseudo:   cross-entropy of ``cos(z, P)/τ_e`` against the teacher's top-1 class.
+No ground-truth label is read during training; labels only evaluate.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+Progress = Callable[[dict], None]
+
+
+# --- students ------------------------------------------------------------------------------------
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 convolutions with a projected shortcut when the shape changes."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.short = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+                      if stride != 1 or c_in != c_out else nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.short(x))
+
+
+class CompactResNet(nn.Module):
+    """A ResNet-style feature extractor: stem, stages of basic blocks, global average pooling.
+
+    ``arch="small"`` (widths 32-64-128-192, one block per stage, < 1M parameters) suits 64x64
+    inputs; ``arch="resnet18"`` (64-128-256-512, two blocks per stage) suits 32x32 and 224x224
+    (a strided 7x7 stem and max-pool for inputs of 128 pixels and more).
+    """
+
+    def __init__(self, arch: str = "small", image_size: int = 64):
+        super().__init__()
+        if arch == "small":
+            widths, blocks = (32, 64, 128, 192), (1, 1, 1, 1)
+        elif arch == "resnet18":
+            widths, blocks = (64, 128, 256, 512), (2, 2, 2, 2)
+        else:
+            raise ValueError(f"arch: unknown student {arch!r}; choose 'small' or 'resnet18'")
+        if image_size >= 128:
+            self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]),
+                                      nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        else:  # 64x64 inputs start at half resolution: a quarter of the compute, same receptive field
+            stride = 2 if image_size >= 64 else 1
+            self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, stride, 1, bias=False),
+                                      nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        layers, c_in = [], widths[0]
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            for j in range(n):
+                layers.append(BasicBlock(c_in, w, 2 if (j == 0 and i > 0) else 1))
+                c_in = w
+        self.stages = nn.Sequential(*layers)
+        self.out_dim = c_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x)).mean(dim=(2, 3))
+
+
+class PRGStudent(nn.Module):
+    """Backbone -> feature h -> projection z (CLIP width); learnable class proxies [C, D];
+    class logits are ``cos(z, proxies) / tau``. Runs without CLIP."""
+
+    def __init__(self, proxies: torch.Tensor, arch: str = "small", image_size: int = 64, tau: float = 0.07):
+        super().__init__()
+        self.backbone = CompactResNet(arch, image_size)
+        self.project = nn.Linear(self.backbone.out_dim, proxies.shape[1])
+        self.proxies = nn.Parameter(F.normalize(proxies.float(), dim=-1).clone())
+        self.tau = tau
+        self.register_buffer("mean", torch.tensor([0.481, 0.458, 0.408]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.269, 0.261, 0.276]).view(1, 3, 1, 1))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Unit projected features z for uint8-range float images [B, 3, H, W] in [0, 1]."""
+        return F.normalize(self.project(self.backbone((x - self.mean) / self.std)), dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(x) @ F.normalize(self.proxies, dim=-1).T / self.tau
+
+
+class KDStudent(nn.Module):
+    """The same backbone with a plain linear classifier: the vanilla-KD baseline."""
+
+    def __init__(self, n_classes: int, arch: str = "small", image_size: int = 64):
+        super().__init__()
+        self.backbone = CompactResNet(arch, image_size)
+        self.head = nn.Linear(self.backbone.out_dim, n_classes)
+        self.register_buffer("mean", torch.tensor([0.481, 0.458, 0.408]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.269, 0.261, 0.276]).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone((x - self.mean) / self.std))
+
+
+def n_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- losses ----------------------------------------------------------------------------------------
+
+
+def node_loss(z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Mean ``1 - cos(z, v)`` between student and teacher embeddings."""
+    return (1 - F.cosine_similarity(z, v, dim=-1)).mean()
+
+
+def _row_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of KL(softmax(teacher) || softmax(student))."""
+    p = F.softmax(teacher_logits, dim=-1)
+    return (p * (F.log_softmax(teacher_logits, dim=-1) - F.log_softmax(student_logits, dim=-1))).sum(-1).mean()
+
+
+def edge_loss(z: torch.Tensor, v: torch.Tensor, proxies: torch.Tensor, tau: float) -> torch.Tensor:
+    """Sample-proxy edges: KL(softmax(cos(v,P)/τ) || softmax(cos(z,P)/τ)); the teacher side does
+    not move the proxies."""
+    P = F.normalize(proxies, dim=-1)
+    t = F.normalize(v, dim=-1) @ P.detach().T / tau
+    s = F.normalize(z, dim=-1) @ P.T / tau
+    return _row_kl(t, s)
+
+
+def relation_loss(z: torch.Tensor, v: torch.Tensor, tau: float) -> torch.Tensor:
+    """Sample-sample edges in the batch (diagonal excluded): KL between cosine-row softmaxes."""
+    n = z.shape[0]
+    if n < 3:
+        return z.new_zeros(())
+    off = ~torch.eye(n, dtype=torch.bool, device=z.device)
+    zn, vn = F.normalize(z, dim=-1), F.normalize(v, dim=-1)
+    t = (vn @ vn.T / tau)[off].view(n, n - 1)
+    s = (zn @ zn.T / tau)[off].view(n, n - 1)
+    return _row_kl(t, s)
+
+
+def pseudo_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against the teacher's top-1 class (its pseudo-label)."""
+    return F.cross_entropy(student_logits, teacher_logits.argmax(dim=-1))
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Vanilla KD (Hinton et al.): T² · KL(softmax(t/T) || softmax(s/T))."""
+    return temperature ** 2 * _row_kl(teacher_logits / temperature, student_logits / temperature)
+
+
+# --- training --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PRGConfig:
+    """Every weight, temperature and schedule knob, with defaults."""
+
+    method: str = "prg"  # "prg", "kd" (vanilla KD on logits) or "feature" (node loss only)
+    arch: str = "small"
+    w_node: float = 1.0
+    w_edge: float = 1.0
+    w_relation: float = 1.0
+    w_pseudo: float = 1.0
+    tau_edge: float = 0.07
+    tau_relation: float = 0.1
+    kd_temperature: float = 4.0
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    validation_share: float = 0.1
+    patience: int = 3
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if self.method not in ("prg", "kd", "feature"):
+            raise ValueError(f"method: choose 'prg', 'kd' or 'feature', got {self.method!r}")
+        for name in ("w_node", "w_edge", "w_relation", "w_pseudo"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: loss weights must be >= 0")
+        if self.method == "prg" and not any(getattr(self, n) > 0 for n in ("w_node", "w_edge", "w_relation", "w_pseudo")):
+            raise ValueError("w_*: switch at least one loss term on")
+        for name in ("tau_edge", "tau_relation", "kd_temperature", "lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be positive")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError("epochs and batch_size: at least 1 epoch and batches of 2")
+        if not 0 < self.validation_share < 0.5:
+            raise ValueError("validation_share: must lie in (0, 0.5)")
+
+
+@dataclass
+class TeacherTargets:
+    """What the CLIP teacher gives, computed once: unit embeddings, ensemble logits, class text."""
+
+    embeddings: np.ndarray  # [N, D]
+    logits: np.ndarray  # [N, C]
+    class_embeddings: np.ndarray  # [C, D], averaged over templates
+    class_names: tuple[str, ...]
+
+
+def teacher_targets(teacher, images: np.ndarray | list, progress=None) -> TeacherTargets:
+    """Run a ``ClipZeroShotTeacher`` once: embeddings, confidence-weighted logits, class text."""
+    emb = teacher.encoder.embed_images(images, patches=False, progress=progress)
+    logits, _ = teacher.ensemble(teacher.template_logits(emb.global_))
+    texts = [t.format(c) for t in teacher.templates for c in teacher.class_names]
+    T = teacher.encoder.embed_texts(texts).reshape(len(teacher.templates), len(teacher.class_names), -1).mean(0)
+    T /= np.linalg.norm(T, axis=1, keepdims=True)
+    return TeacherTargets(emb.global_.astype(np.float32), logits.astype(np.float32), T.astype(np.float32),
+                          tuple(teacher.class_names))
+
+
+@dataclass
+class PRGResult:
+    model: nn.Module
+    config: PRGConfig
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 [N, H, W, 3] -> float [N, 3, H, W] in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, images: np.ndarray, batch_size: int = 256,
+                   device: torch.device | None = None) -> np.ndarray:
+    device = device or next(model.parameters()).device
+    model.eval()
+    out = [model(to_tensor(images[i:i + batch_size]).to(device)).float().cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out).numpy()
+
+
+def agreement(logits: np.ndarray, teacher_logits: np.ndarray) -> float:
+    return float((logits.argmax(1) == teacher_logits.argmax(1)).mean())
+
+
+def train(images: np.ndarray, targets: TeacherTargets, config: PRGConfig | None = None,
+          progress: Progress | None = None) -> PRGResult:
+    """Distill a student from the teacher's targets; labels are never an input here.
+
+    Early stopping keeps the epoch with the best teacher agreement on a validation split.
+    """
+    config = config or PRGConfig()
+    config.validate()
+    if len(images) != len(targets.logits):
+        raise ValueError(f"images: {len(images)} images but {len(targets.logits)} teacher rows")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    device = pick_device(config.device)
+    n = len(images)
+    perm = rng.permutation(n)
+    n_val = max(1, int(round(config.validation_share * n)))
+    val, fit = perm[:n_val], perm[n_val:]
+    size = images.shape[1]
+    C = len(targets.class_names)
+    if config.method == "kd":
+        model: nn.Module = KDStudent(C, config.arch, size)
+    else:
+        model = PRGStudent(torch.from_numpy(targets.class_embeddings), config.arch, size, config.tau_edge)
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = max(1, len(fit) // config.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * steps)
+    V = torch.from_numpy(targets.embeddings)
+    L = torch.from_numpy(targets.logits)
+    best, best_state, bad, history = -1.0, None, 0, []
+    t0 = time.time()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = rng.permutation(fit)
+        sums: dict[str, float] = {}
+        for s in range(steps):
+            idx = order[s * config.batch_size:(s + 1) * config.batch_size]
+            x = to_tensor(images[idx]).to(device)
+            if config.method == "prg" or config.method == "feature":
+                terms = prg_terms(model, x, V[idx].to(device), L[idx].to(device), config)
+            else:
+                terms = {"kd": kd_loss(model(x), L[idx].to(device), config.kd_temperature)}
+            loss = sum(terms.values())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) / steps
+        val_agree = agreement(predict_logits(model, images[val], device=device), targets.logits[val])
+        record = {"epoch": epoch, "loss": sum(sums.values()), **sums, "val_agreement": val_agree,
+                  "seconds": time.time() - t0}
+        history.append(record)
+        if progress:
+            progress(record)
+        if val_agree > best:
+            best, bad = val_agree, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_epoch = epoch
+        else:
+            bad += 1
+            if bad >= config.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return PRGResult(model.cpu(), config, history, best_epoch, time.time() - t0)
+
+
+def prg_terms(model: PRGStudent, x: torch.Tensor, v: torch.Tensor, teacher_logits: torch.Tensor,
+              config: PRGConfig) -> dict[str, torch.Tensor]:
+    """The weighted loss terms that are switched on (``feature`` keeps only the node term)."""
+    z = model.embed(x)
+    terms = {}
+    if config.w_node > 0:
+        terms["node"] = config.w_node * node_loss(z, v)
+    if config.method == "feature":
+        return terms
+    if config.w_edge > 0:
+        terms["edge"] = config.w_edge * edge_loss(z, v, model.proxies, config.tau_edge)
+    if config.w_relation > 0:
+        terms["relation"] = config.w_relation * relation_loss(z, v, config.tau_relation)
+    if config.w_pseudo > 0:
+        logits = z @ F.normalize(model.proxies, dim=-1).T / config.tau_edge
+        terms["pseudo"] = config.w_pseudo * pseudo_label_loss(logits, teacher_logits)
+    return terms
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+
+def export(result: PRGResult, class_names: tuple[str, ...], image_size: int, folder: Path,
+           metrics: dict | None = None, torchscript: bool = True) -> dict[str, Path]:
+    """Write ``prg_student.safetensors``, ``prg_student.json`` and (optionally) a TorchScript file
+    that maps float images [B, 3, H, W] in [0, 1] to class logits."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = result.model.eval()
+    out = {"weights": folder / "prg_student.safetensors", "card": folder / "prg_student.json"}
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out["weights"]))
+    card = {"model": type(model).__name__, "arch": result.config.arch, "image_size": image_size,
+            "classes": list(class_names), "parameters": n_parameters(model),
+            "input": "float RGB [B, 3, H, W] in [0, 1]; normalization is inside the model",
+            "config": asdict(result.config), "best_epoch": result.best_epoch,
+            "history": result.history, "metrics": metrics or {}}
+    out["card"].write_text(json.dumps(card, indent=2))
+    if torchscript:
+        out["torchscript"] = folder / "prg_student.torchscript.pt"
+        example = torch.rand(2, 3, image_size, image_size)
+        torch.jit.trace(model, example).save(str(out["torchscript"]))
+    return out
+
+
+def load_exported(folder: Path) -> tuple[nn.Module, dict]:
+    """Rebuild an exported student from safetensors + card (no TorchScript, nothing unpickled)."""
+    card = json.loads((folder / "prg_student.json").read_text())
+    state = load_file(str(folder / "prg_student.safetensors"))
+    if card["model"] == "KDStudent":
+        model: nn.Module = KDStudent(len(card["classes"]), card["arch"], card["image_size"])
+    else:
+        model = PRGStudent(state["proxies"], card["arch"], card["image_size"], card["config"]["tau_edge"])
+    model.load_state_dict(state)
+    return model.eval(), card
+
+
+def ms_per_image(model: nn.Module, image_size: int, batch: int = 16, repeats: int = 3) -> float:
+    """CPU latency per image (median of a few timed batches after a warm-up)."""
+    x = torch.rand(batch, 3, image_size, image_size)
+    model.eval()
+    with torch.inference_mode():
+        model(x)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times)) / batch
+
+
+@dataclass
+class PRGRun:
+    """A finished PRG distillation with what a user wants to know about it."""
+
+    result: PRGResult
+    targets: TeacherTargets
+    image_size: int
+    figures: dict
+
+
+def distill_images(images: np.ndarray, labels: np.ndarray | None, teacher, config: PRGConfig,
+                   progress: Progress | None = None, teacher_progress=None) -> PRGRun:
+    """Teacher targets, training, and the figures: agreement with the teacher, and student and
+    teacher accuracy where labels exist (labels are read only here, after training)."""
+    targets = teacher_targets(teacher, images, teacher_progress)
+    result = train(images, targets, config, progress)
+    logits = predict_logits(result.model, images)
+    figures = {"teacher_agreement": agreement(logits, targets.logits),
+               "student_parameters": n_parameters(result.model),
+               "student_ms_per_image": ms_per_image(result.model, images.shape[1])}
+    if labels is not None and (labels >= 0).any():
+        known = labels >= 0
+        figures["student_accuracy"] = float((logits.argmax(1)[known] == labels[known]).mean())
+        figures["teacher_accuracy"] = float((targets.logits.argmax(1)[known] == labels[known]).mean())
+    return PRGRun(result, targets, images.shape[1], figures)

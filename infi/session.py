@@ -1,0 +1,322 @@
+"""Session: the chain dataset → teacher → embeddings → concepts → student → provenance.
+
+Setting a step clears everything that depends on it (and says what it cleared), so no stale
+result survives an upstream change. The pages (through ``infi.ui.state``), the CLI and
+``bundle.py`` all drive this one object, so the UI and the headless path cannot drift apart.
+Optional evaluation sets (the Shapes World shifted split, say) go through the same teacher,
+encoder and concepts, and every metric is reported on them too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from infi import metrics
+from infi.cache import ArrayCache, cache_key
+from infi.concepts import ConceptMatrix, build_bank, concept_scores
+from infi.corpus import Corpus
+from infi.data import ImageSet
+from infi.encoders import ClipEncoder, ImageEmbeddings
+from infi.student import ConceptStudent
+from infi.teachers import Teacher, check_probabilities
+from infi.tuning import Provenance, ProvenanceStep, TuningAction, apply_actions, empty_bounds
+
+Progress = Callable[[int, int], None]
+_ENCODERS: dict[str, ClipEncoder] = {}
+
+
+def load_encoder(encoder_id: str) -> ClipEncoder:
+    """Encoders are shared read-only models: load each once per process."""
+    if encoder_id not in _ENCODERS:
+        _ENCODERS[encoder_id] = ClipEncoder.load(encoder_id)
+    return _ENCODERS[encoder_id]
+
+
+class SessionError(RuntimeError):
+    """A step was asked for before the steps it depends on."""
+
+
+@dataclass
+class EvalSet:
+    """An extra image set evaluated alongside the held-out split (e.g. 'shifted')."""
+
+    images: ImageSet
+    P: np.ndarray | None = None
+    embeddings: ImageEmbeddings | None = None
+    concepts: ConceptMatrix | None = None
+
+
+@dataclass
+class Session:
+    """One user's pipeline state; every field is derived from the steps before it."""
+
+    cache: ArrayCache = field(default_factory=ArrayCache)
+    seed: int = 0
+    dataset: ImageSet | None = None
+    eval_sets: dict[str, EvalSet] = field(default_factory=dict)
+    teacher_name: str | None = None
+    class_names: tuple[str, ...] | None = None
+    labels: np.ndarray | None = None
+    P: np.ndarray | None = None
+    encoder_id: str | None = None
+    embeddings: ImageEmbeddings | None = None
+    corpus: Corpus | None = None
+    mode: str = "global"
+    concepts: ConceptMatrix | None = None
+    student: ConceptStudent | None = None
+    student_params: dict = field(default_factory=dict)
+    train_idx: np.ndarray | None = None
+    val_idx: np.ndarray | None = None
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
+    provenance: Provenance = field(default_factory=Provenance)
+    prg_run: object | None = None  # infi.prg.PRGRun: the annotation-free CNN branch
+
+    # --- invalidation ------------------------------------------------------------------------
+
+    def _clear_student(self) -> list[str]:
+        had = self.student is not None
+        self.student = None
+        self.train_idx = self.val_idx = self.lower = self.upper = None
+        self.provenance = Provenance()
+        return ["student and provenance"] if had else []
+
+    def _clear_concepts(self) -> list[str]:
+        had = self.concepts is not None
+        self.concepts = None
+        for e in self.eval_sets.values():
+            e.concepts = None
+        return (["concept scores"] if had else []) + self._clear_student()
+
+    def _clear_embeddings(self) -> list[str]:
+        had = self.embeddings is not None
+        self.embeddings = None
+        for e in self.eval_sets.values():
+            e.embeddings = None
+        return (["image embeddings"] if had else []) + self._clear_concepts()
+
+    def _clear_teacher(self) -> list[str]:
+        had = self.P is not None
+        self.P = None
+        self.teacher_name = None
+        for e in self.eval_sets.values():
+            e.P = None
+        return (["teacher outputs"] if had else []) + self._clear_student()
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def set_dataset(self, images: ImageSet, eval_sets: dict[str, ImageSet] | None = None) -> list[str]:
+        """A new dataset clears every result computed from the old one; returns what was cleared."""
+        cleared = self._clear_teacher() + self._clear_embeddings()
+        if self.prg_run is not None:
+            cleared.append("PRG student")
+            self.prg_run = None
+        self.dataset = images
+        self.eval_sets = {name: EvalSet(s) for name, s in (eval_sets or {}).items()}
+        self.class_names = images.class_names
+        self.labels = images.labels
+        return sorted(set(cleared), key=cleared.index)
+
+    def run_teacher(self, teacher: Teacher, progress: Progress | None = None) -> list[str]:
+        """Teacher probabilities for the dataset (and evaluation sets)."""
+        data = self._need_dataset()
+        names = tuple(teacher.class_names)
+        labels = self._labels_for(data, names)
+        P = check_probabilities(teacher.predict_proba(data, progress), len(data), len(names), teacher.name)
+        evals = {}
+        for name, e in self.eval_sets.items():
+            self._labels_for(e.images, names)
+            evals[name] = check_probabilities(teacher.predict_proba(e.images), len(e.images),
+                                              len(names), f"{teacher.name} on {name}")
+        cleared = self._clear_teacher()
+        self.P, self.teacher_name, self.class_names, self.labels = P, teacher.name, names, labels
+        for name, e in self.eval_sets.items():
+            e.P = evals[name]
+        return cleared
+
+    @staticmethod
+    def _labels_for(data: ImageSet, names: tuple[str, ...]) -> np.ndarray | None:
+        """Dataset labels re-indexed to the teacher's class order; a mismatch is an error."""
+        if data.labels is None or data.class_names is None:
+            return None
+        if tuple(data.class_names) == names:
+            return data.labels
+        if set(data.class_names) == set(names):
+            remap = np.array([names.index(c) for c in data.class_names])
+            return np.where(data.labels >= 0, remap[np.maximum(data.labels, 0)], -1)
+        raise ValueError(f"The teacher's classes {list(names)} do not match the dataset's classes "
+                         f"{list(data.class_names)} ({len(names)} vs {len(data.class_names)}); "
+                         "use a teacher for these classes or a dataset without labels")
+
+    def set_encoder(self, encoder_id: str) -> list[str]:
+        if encoder_id == self.encoder_id:
+            return []
+        cleared = self._clear_embeddings()
+        self.encoder_id = encoder_id
+        return cleared
+
+    def embed(self, progress: Progress | None = None, patches: bool = True) -> ImageEmbeddings:
+        """Image embeddings, from the content-addressed cache when this dataset was seen before."""
+        data = self._need_dataset()
+        if self.encoder_id is None:
+            raise SessionError("Choose an encoder before computing embeddings")
+        if self.embeddings is None or (patches and self.embeddings.patches is None):
+            self.embeddings = self._embed(data, patches, progress)
+        for e in self.eval_sets.values():
+            if e.embeddings is None or (patches and e.embeddings.patches is None):
+                e.embeddings = self._embed(e.images, patches, None)
+        return self.embeddings
+
+    def _embed(self, data: ImageSet, patches: bool, progress: Progress | None) -> ImageEmbeddings:
+        key = cache_key("embeddings", data.content_hash, self.encoder_id, patches)
+        hit = self.cache.get(key)
+        if hit is not None:
+            if progress:
+                progress(len(data), len(data))
+            return ImageEmbeddings(hit["global"], hit.get("patches"), int(hit["grid"][0]))
+        encoder = load_encoder(self.encoder_id)
+        source = data.arrays if data.arrays is not None else data.images()
+        emb = encoder.embed_images(source, patches=patches, progress=progress)
+        arrays = {"global": emb.global_, "grid": np.array([emb.grid])}
+        if emb.patches is not None:
+            emb.patches = emb.patches.astype(np.float16)  # halves memory; scores stay float32
+            arrays["patches"] = emb.patches
+        self.cache.put(key, arrays)
+        return emb
+
+    def extract_concepts(self, corpus: Corpus, mode: str = "global",
+                         progress: Progress | None = None) -> ConceptMatrix:
+        """Concept scores X [N, K] for the corpus; clears the student (its concepts changed)."""
+        self.embed(progress, patches=mode != "global")
+        bank = build_bank(load_encoder(self.encoder_id), corpus)
+        X = concept_scores(self.embeddings, bank, mode)
+        cleared_eval = {name: concept_scores(e.embeddings, bank, mode) for name, e in self.eval_sets.items()}
+        self._clear_concepts()
+        self.corpus, self.mode, self.concepts = corpus, mode, X
+        for name, e in self.eval_sets.items():
+            e.concepts = cleared_eval[name]
+        return X
+
+    def distill(self, n_members: int = 20, alpha: float = 1e-4, validation_share: float = 0.2,
+                max_iter: int = 300, progress: Progress | None = None) -> dict:
+        """Fit the concept student on the training split; returns held-out metrics."""
+        if self.concepts is None or self.P is None:
+            raise SessionError("Distilling needs teacher outputs and concept scores first")
+        if not 0 < validation_share < 0.9:
+            raise ValueError(f"validation_share: must lie in (0, 0.9), got {validation_share!r}")
+        n = len(self.P)
+        rng = np.random.default_rng(self.seed)
+        perm = rng.permutation(n)
+        n_val = max(1, int(round(validation_share * n)))
+        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        if len(train_idx) < 10:
+            raise ValueError(f"The training split has {len(train_idx)} images; at least 10 are needed")
+        student = ConceptStudent(n_members=n_members, alpha=alpha, max_iter=max_iter,
+                                 random_state=self.seed)
+        student.fit(self.concepts.X[train_idx], self.P[train_idx])
+        if progress:
+            progress(1, 1)
+        self._clear_student()
+        self.student, self.train_idx, self.val_idx = student, train_idx, val_idx
+        self.student_params = {"n_members": n_members, "alpha": alpha,
+                               "validation_share": validation_share, "max_iter": max_iter}
+        self.lower, self.upper = empty_bounds(student.coef_.shape)
+        after = self.evaluate()
+        self.provenance.add(ProvenanceStep([], {}, after, student.coef_.copy(),
+                                           student.intercept_.copy(), self.lower.copy(),
+                                           self.upper.copy(), [], label="fit"))
+        return after
+
+    def tune(self, actions: Sequence[TuningAction], label: str = "") -> ProvenanceStep:
+        """Apply edits: tighten bounds, refit only the touched classes, log a provenance step."""
+        student = self._need_student()
+        if not actions:
+            raise ValueError("actions: no edit to apply")
+        lower, upper, touched = apply_actions(actions, student.coef_, self.lower, self.upper,
+                                              self.concepts.names, self.class_names)
+        before = self.evaluate()
+        student.refit(self.concepts.X[self.train_idx], self.P[self.train_idx], lower, upper, touched)
+        self.lower, self.upper = lower, upper
+        after = self.evaluate()
+        step = ProvenanceStep([a.__dict__.copy() for a in actions], before, after,
+                              student.coef_.copy(), student.intercept_.copy(), lower.copy(),
+                              upper.copy(), [self.class_names[c] for c in touched], label=label)
+        self.provenance.add(step)
+        return step
+
+    def restore(self, index: int) -> ProvenanceStep:
+        """Return to the weights and bounds of step ``index``; logged as a new step, so the log
+        only grows and nothing is lost."""
+        student = self._need_student()
+        if not 0 <= index < len(self.provenance):
+            raise ValueError(f"step: no provenance step {index}; there are {len(self.provenance)}")
+        target = self.provenance.steps[index]
+        before = self.evaluate()
+        student.coef_, student.intercept_ = target.coef.copy(), target.intercept.copy()
+        self.lower, self.upper = target.lower.copy(), target.upper.copy()
+        step = ProvenanceStep([], before, self.evaluate(), target.coef.copy(), target.intercept.copy(),
+                              target.lower.copy(), target.upper.copy(), [],
+                              label=f"restore step {index}")
+        self.provenance.add(step)
+        return step
+
+    def evaluate(self) -> dict:
+        """Held-out metrics (fidelity, accuracy, per class) plus each evaluation set's."""
+        student = self._need_student()
+        v = self.val_idx
+        labels = self.labels[v] if self.labels is not None else None
+        out = metrics.summary(student.predict_proba(self.concepts.X[v]), self.P[v],
+                              self.class_names, labels)
+        for name, e in self.eval_sets.items():
+            if e.concepts is None or e.P is None:
+                continue
+            proba = student.predict_proba(e.concepts.X)
+            out[f"{name}_fidelity"] = metrics.fidelity(proba, e.P)
+            labels_e = self._labels_for(e.images, self.class_names)
+            out[f"{name}_accuracy"] = metrics.accuracy(proba, labels_e)
+            out[f"{name}_teacher_accuracy"] = metrics.accuracy(e.P, labels_e)
+        return out
+
+    def run_prg(self, config, class_names: Sequence[str] | None = None,
+                templates: Sequence[str] | None = None, image_size: int = 64,
+                progress=None, teacher_progress: Progress | None = None):
+        """PRG: distill a compact CNN from CLIP zero-shot over class names (the session's encoder,
+        or the demo encoder), reading no label during training."""
+        from infi import prg
+        from infi.teachers import ZERO_SHOT_TEMPLATES, ClipZeroShotTeacher
+
+        data = self._need_dataset()
+        names = tuple(class_names or data.class_names or ())
+        teacher = ClipZeroShotTeacher(load_encoder(self.encoder_id or "demo"), names,
+                                      tuple(templates or ZERO_SHOT_TEMPLATES))
+        labels = self._labels_for(data, names) if data.class_names else None
+        self.prg_run = prg.distill_images(data.as_arrays(image_size), labels, teacher, config,
+                                          progress, teacher_progress)
+        return self.prg_run
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _need_dataset(self) -> ImageSet:
+        if self.dataset is None:
+            raise SessionError("Load a dataset first")
+        return self.dataset
+
+    def _need_student(self) -> ConceptStudent:
+        if self.student is None:
+            raise SessionError("Distill a student first")
+        return self.student
+
+    def status(self) -> dict[str, str | None]:
+        """One line per pipeline step for the sidebar: None when the step is not done."""
+        return {
+            "dataset": f"{len(self.dataset)} images" if self.dataset is not None else None,
+            "teacher": (f"{self.teacher_name}, {len(self.class_names)} classes"
+                        if self.P is not None else None),
+            "concepts": (f"{self.concepts.X.shape[1]} concepts ({self.mode})"
+                         if self.concepts is not None else None),
+            "student": (f"{self.student.n_members} members, {len(self.provenance) - 1} edits"
+                        if self.student is not None else None),
+        }

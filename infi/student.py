@@ -1,0 +1,351 @@
+"""ConceptStudent: an ensemble of sparse one-vs-rest logistic models on concept scores.
+
+After InFiConD (Huang et al., IEEE VIS 2024): ``k`` members, each fitted on bootstrap weights;
+each member and class minimizes binary cross-entropy against the teacher's soft probability plus
+an L1 penalty. All members and classes train together as one batched problem
+(``X @ W.reshape(K, k*C)``), solved by FISTA with adaptive restart, where the proximal step of
+``λ|w| + box(lower, upper)`` is ``clip(soft_threshold(v, λ/L), lower, upper)``: the same solver
+refits under the box bounds that tuning actions create.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import DataConversionWarning
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+_EPS = 1e-7
+
+
+@dataclass
+class SolverResult:
+    W: torch.Tensor  # [k, K, C]
+    b: torch.Tensor  # [k, C]
+    n_iter: int
+
+
+def _lipschitz(X: torch.Tensor, sw: torch.Tensor, iters: int = 25, seed: int = 0) -> float:
+    """0.25 * the largest eigenvalue over members of [X,1]^T diag(sw_m) [X,1] / N (power method)."""
+    n, d = X.shape
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randn(d + 1, sw.shape[0], generator=gen, dtype=X.dtype)
+    eig = torch.ones(sw.shape[0], dtype=X.dtype)
+    for _ in range(iters):
+        v = v / v.norm(dim=0, keepdim=True).clamp_min(1e-12)
+        xv = X @ v[:d] + v[d]  # [N, k]
+        wxv = xv * sw.T
+        u = torch.cat([X.T @ wxv, wxv.sum(0, keepdim=True)]) / n
+        eig = (u * v).sum(0)
+        v = u
+    return 0.25 * float(eig.max()) * 1.05 + 1e-6
+
+
+def _soft_threshold(v: torch.Tensor, t: float) -> torch.Tensor:
+    return torch.sign(v) * torch.clamp(v.abs() - t, min=0.0)
+
+
+def _bce_grad(X, T, sw, W, b):
+    """Mean weighted BCE-with-logits per member and class, and its gradients."""
+    n, kdim = X.shape
+    k, _, c = W.shape
+    Z = (X @ W.permute(1, 0, 2).reshape(kdim, k * c)).reshape(n, k, c) + b
+    P = torch.sigmoid(Z)
+    R = (P - T[:, None, :]) * (sw.T[:, :, None] / n)  # [N, k, C]
+    gW = (X.T @ R.reshape(n, k * c)).reshape(kdim, k, c).permute(1, 0, 2)
+    gb = R.sum(0)
+    loss = (sw.T[:, :, None] / n * torch.nn.functional.binary_cross_entropy_with_logits(
+        Z, T[:, None, :].expand_as(Z), reduction="none")).sum(0)  # [k, C]
+    return loss, gW, gb
+
+
+def fista(X: torch.Tensor, T: torch.Tensor, sw: torch.Tensor, W: torch.Tensor, b: torch.Tensor,
+          alpha: float, lower: torch.Tensor | None = None, upper: torch.Tensor | None = None,
+          max_iter: int = 300, tol: float = 1e-4, step: float | None = None,
+          monitor=None, check_every: int = 10) -> SolverResult:
+    """Minimize mean BCE + alpha * |W|_1 within [lower, upper] for all members and classes at once.
+
+    ``monitor(W, b)`` is called every ``check_every`` iterations and returns True to stop (early
+    stopping on a validation split); the solver also stops when the relative change of the weights
+    falls below ``tol``.
+    """
+    L = step or _lipschitz(X, sw)
+    lr = 1.0 / L
+
+    def project(w):
+        if lower is not None:
+            w = torch.maximum(w, lower)
+        if upper is not None:
+            w = torch.minimum(w, upper)
+        return w
+
+    W = project(W.clone())
+    b = b.clone()
+    Y_W, Y_b = W.clone(), b.clone()
+    t = 1.0
+    prev_obj = math.inf
+    it = 0
+    for it in range(1, max_iter + 1):
+        loss, gW, gb = _bce_grad(X, T, sw, Y_W, Y_b)
+        W_new = project(_soft_threshold(Y_W - lr * gW, lr * alpha))
+        b_new = Y_b - lr * gb
+        obj = float(loss.sum()) + alpha * float(Y_W.abs().sum())
+        t_new = 0.5 * (1 + math.sqrt(1 + 4 * t * t))
+        if obj > prev_obj:  # adaptive restart (O'Donoghue & Candès): drop the momentum
+            t_new = 1.0
+            Y_W, Y_b = W_new, b_new
+        else:
+            beta = (t - 1) / t_new
+            Y_W = project(W_new + beta * (W_new - W))
+            Y_b = b_new + beta * (b_new - b)
+        change = float((W_new - W).norm()) / max(float(W.norm()), 1e-8)
+        W, b, t, prev_obj = W_new, b_new, t_new, obj
+        if change < tol and it > 5:
+            break
+        if monitor is not None and it % check_every == 0 and monitor(W, b):
+            break
+    return SolverResult(W, b, it)
+
+
+class ConceptStudent(ClassifierMixin, BaseEstimator):
+    """Ensemble of sparse one-vs-rest logistic models that mimics a teacher on concept scores.
+
+    ``fit(X, y)`` takes ``y`` as class labels [N] or as the teacher's probabilities [N, C]. Each of
+    ``n_members`` members sees Poisson(1) bootstrap weights; ``alpha`` is the L1 strength λ.
+    Fitted attributes: ``coef_`` [k, K, C] on standardized concepts, ``intercept_`` [k, C],
+    ``mean_`` / ``scale_`` [K] (the standardization), ``classes_``, ``n_iter_``.
+    """
+
+    def __init__(self, n_members: int = 20, alpha: float = 1e-4, max_iter: int = 300,
+                 tol: float = 1e-4, early_stopping: bool = True, validation_fraction: float = 0.1,
+                 n_iter_no_change: int = 3, random_state: int | None = None):
+        self.n_members = n_members
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+
+    # --- fitting ---------------------------------------------------------------------------
+
+    def _targets(self, y) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected; "
+                          "it is raveled", DataConversionWarning, stacklevel=3)
+            y = y.ravel()
+        if y.ndim == 2 and y.dtype.kind == "f":
+            if not np.isfinite(y).all():
+                raise ValueError("y: teacher probabilities contain NaN or inf")
+            if (y < 0).any() or (y > 1).any():
+                raise ValueError("y: teacher probabilities must lie in [0, 1]")
+            self.classes_ = np.arange(y.shape[1])
+            self._soft_ = True
+            return y.astype(np.float32)
+        check_classification_targets(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        self._soft_ = False
+        return np.eye(len(self.classes_), dtype=np.float32)[codes]
+
+    def _check_params(self) -> None:
+        if not isinstance(self.n_members, (int, np.integer)) or self.n_members < 1:
+            raise ValueError(f"n_members: must be a positive integer, got {self.n_members!r}")
+        if not self.alpha >= 0:
+            raise ValueError(f"alpha: the L1 strength must be >= 0, got {self.alpha!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction: must lie in (0, 1), got {self.validation_fraction!r}")
+        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
+            raise ValueError(f"max_iter: must be a positive integer, got {self.max_iter!r}")
+
+    def fit(self, X, y, sample_weight=None):
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=np.float32, multi_output=True,
+                             y_numeric=False, reset=True)
+        T = self._targets(y)
+        if len(self.classes_) < 2 and not self._soft_:
+            raise ValueError("y: the student needs at least two classes, got one class")
+        n = len(X)
+        rng = np.random.default_rng(self.random_state)
+        self.mean_ = X.mean(axis=0)
+        scale = X.std(axis=0)
+        self.scale_ = np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
+        Xs = torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32))
+        Tt = torch.from_numpy(T)
+        base = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+        if base.shape != (n,) or not np.isfinite(base).all() or (base < 0).any():
+            raise ValueError("sample_weight: must be finite, non-negative and one per sample")
+        if not base.any():
+            raise ValueError("sample_weight: all sample weights are zero")
+
+        fit_idx, val_idx = np.arange(n), None
+        if self.early_stopping and n >= 20:
+            perm = rng.permutation(n)
+            n_val = max(1, int(round(self.validation_fraction * n)))
+            val_idx, fit_idx = perm[:n_val], perm[n_val:]
+        weights = rng.poisson(1.0, size=(self.n_members, len(fit_idx))).astype(np.float32)
+        weights *= base[fit_idx][None, :].astype(np.float32)
+        weights /= np.maximum(weights.mean(axis=1, keepdims=True), 1e-8)
+        sw = torch.from_numpy(weights)
+        k, K, C = self.n_members, X.shape[1], T.shape[1]
+        W0 = torch.zeros(k, K, C)
+        prior = Tt[fit_idx].mean(0).clamp(1e-4, 1 - 1e-4)
+        b0 = torch.log(prior / (1 - prior)).expand(k, C).clone()
+        monitor = self._early_stopper(Xs[val_idx], Tt[val_idx]) if val_idx is not None else None
+        self._step_ = _lipschitz(Xs[fit_idx], sw)
+        res = fista(Xs[fit_idx], Tt[fit_idx], sw, W0, b0, self.alpha, max_iter=self.max_iter,
+                    tol=self.tol, monitor=monitor, step=self._step_)
+        W, b = (monitor.best if monitor is not None and monitor.best is not None else (res.W, res.b))
+        self.coef_ = W.numpy().copy()
+        self.intercept_ = b.numpy().copy()
+        self.n_iter_ = res.n_iter
+        self._fit_rows_ = fit_idx
+        self._sample_weights_ = weights
+        return self
+
+    def refit(self, X, y, lower: np.ndarray, upper: np.ndarray, classes: list[int] | None = None,
+              max_iter: int = 60, tol: float = 1e-3) -> "ConceptStudent":
+        """Re-solve the classes in ``classes`` under box bounds [k, K, C], warm-started.
+
+        ``X, y`` must be the data given to ``fit``: the same fit rows and bootstrap weights are
+        reused, so an edit changes the solution only as far as the bounds demand. Classes are
+        independent one-vs-rest problems, so untouched classes keep their weights exactly.
+        """
+        check_is_fitted(self, "coef_")
+        Xs = self._standardize(X)
+        T = torch.from_numpy(self._targets_like_fit(y))
+        classes = list(range(len(self.classes_))) if classes is None else list(classes)
+        if not classes:
+            return self
+        rows = torch.from_numpy(self._fit_rows_)
+        cols = torch.as_tensor(classes)
+        lo = torch.from_numpy(np.asarray(lower, np.float32)[:, :, classes])
+        hi = torch.from_numpy(np.asarray(upper, np.float32)[:, :, classes])
+        W = torch.from_numpy(self.coef_)[:, :, cols]
+        b = torch.from_numpy(self.intercept_)[:, cols]
+        res = fista(Xs[rows], T[rows][:, cols], torch.from_numpy(self._sample_weights_), W, b,
+                    self.alpha, lower=lo, upper=hi, max_iter=max_iter, tol=tol,
+                    step=self._step_)
+        self.coef_ = self.coef_.copy()
+        self.intercept_ = self.intercept_.copy()
+        self.coef_[:, :, classes] = res.W.numpy()
+        self.intercept_[:, classes] = res.b.numpy()
+        self.n_iter_ = res.n_iter
+        return self
+
+    def _targets_like_fit(self, y) -> np.ndarray:
+        y = np.asarray(y)
+        if self._soft_:
+            if y.ndim != 2 or y.shape[1] != len(self.classes_):
+                raise ValueError("y: refit needs the teacher probabilities given to fit")
+            return y.astype(np.float32)
+        codes = np.searchsorted(self.classes_, y)
+        return np.eye(len(self.classes_), dtype=np.float32)[codes]
+
+    def _early_stopper(self, Xv: torch.Tensor, Tv: torch.Tensor):
+        patience = self.n_iter_no_change
+
+        class Monitor:
+            best = None
+            best_loss = math.inf
+            bad = 0
+
+            def __call__(self, W, b):
+                P = _ensemble_proba(Xv, W, b)
+                loss = float(torch.nn.functional.binary_cross_entropy(
+                    P.clamp(_EPS, 1 - _EPS), Tv))
+                if loss < self.best_loss - 1e-6:
+                    self.best_loss, self.best, self.bad = loss, (W.clone(), b.clone()), 0
+                else:
+                    self.bad += 1
+                return self.bad >= patience
+
+        return Monitor()
+
+    # --- prediction ------------------------------------------------------------------------
+
+    def _standardize(self, X) -> torch.Tensor:
+        check_is_fitted(self, ("coef_", "intercept_", "mean_", "scale_"))
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        return torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32))
+
+    def member_scores(self, X) -> np.ndarray:
+        """Sigmoid one-vs-rest scores of every member: [k, N, C]."""
+        Xs = self._standardize(X)
+        W, b = torch.from_numpy(self.coef_), torch.from_numpy(self.intercept_)
+        return torch.sigmoid(torch.einsum("nd,kdc->knc", Xs, W) + b[:, None, :]).numpy()
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Member-mean of sigmoid scores, normalized over classes."""
+        # float64 at prediction: a row's answer must not depend on which rows share its batch
+        Xs = self._standardize(X).double()
+        return _ensemble_normalized(Xs, torch.from_numpy(self.coef_).double(),
+                                    torch.from_numpy(self.intercept_).double()).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def explain(self, X, class_index: int) -> np.ndarray:
+        """Per-concept contributions ``w_mean * x_std`` to class ``class_index``: [N, K]."""
+        Xs = self._standardize(X).numpy()
+        return Xs * self.coef_[:, :, class_index].mean(axis=0)[None, :]
+
+    @property
+    def weights_(self) -> np.ndarray:
+        """Member-mean weights [K, C] on standardized concepts."""
+        check_is_fitted(self, "coef_")
+        return self.coef_.mean(axis=0)
+
+    @property
+    def spread_(self) -> np.ndarray:
+        """Standard deviation of each weight across members [K, C]."""
+        check_is_fitted(self, "coef_")
+        return self.coef_.std(axis=0)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = False
+        return tags
+
+
+def _ensemble_proba(Xs: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Member-mean sigmoid scores [N, C] (not normalized): what BCE compares with targets."""
+    return torch.sigmoid(torch.einsum("nd,kdc->knc", Xs, W) + b[:, None, :]).mean(0)
+
+
+def _ensemble_normalized(Xs: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    P = _ensemble_proba(Xs, W, b)
+    return P / P.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+_STATE_ARRAYS = ("coef_", "intercept_", "mean_", "scale_", "_fit_rows_", "_sample_weights_")
+
+
+def student_to_arrays(student: ConceptStudent) -> tuple[dict[str, np.ndarray], dict]:
+    """A fitted student as plain arrays plus a JSON-ready dict: no pickling anywhere."""
+    check_is_fitted(student, "coef_")
+    arrays = {name.strip("_"): np.asarray(getattr(student, name)) for name in _STATE_ARRAYS}
+    meta = {"params": student.get_params(), "classes": student.classes_.tolist(),
+            "soft": bool(student._soft_), "step": float(student._step_),
+            "n_iter": int(student.n_iter_), "n_features_in": int(student.n_features_in_)}
+    return arrays, meta
+
+
+def student_from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> ConceptStudent:
+    student = ConceptStudent(**meta["params"])
+    for name in _STATE_ARRAYS:
+        setattr(student, name, np.array(arrays[name.strip("_")]))
+    student.classes_ = np.asarray(meta["classes"])
+    student._soft_ = bool(meta["soft"])
+    student._step_ = float(meta["step"])
+    student.n_iter_ = int(meta["n_iter"])
+    student.n_features_in_ = int(meta["n_features_in"])
+    return student

@@ -1,0 +1,305 @@
+"""Teachers: anything that gives class probabilities [N, C] for an ImageSet, with class names.
+
+Adapters: a predictions file (CSV, Parquet or NPY; logits or probabilities), a TorchScript file
+(code, so it carries a warning), a transformers image-classification checkpoint, CLIP zero-shot
+over class names with a prompt-template ensemble, and the bundled demo teacher. Uploaded files are
+never unpickled: NPY loads with ``allow_pickle=False``, Parquet and CSV are data.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from infi.data import ImageSet
+
+Progress = Callable[[int, int], None]
+TORCHSCRIPT_WARNING = ("A TorchScript file is a program: loading it runs its code with your "
+                       "permissions. Only load TorchScript files from sources you trust.")
+ZERO_SHOT_TEMPLATES: tuple[str, ...] = ("a photo of a {}", "a picture of a {}", "an image of a {}",
+                                        "a {}", "a close-up photo of a {}")
+PROBABILITY_TOLERANCE = 1e-3
+
+
+class Teacher(Protocol):
+    """The one interface: probabilities for an ImageSet, in the order of ``class_names``."""
+
+    name: str
+    class_names: tuple[str, ...]
+
+    def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray: ...
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def check_probabilities(P: np.ndarray, n: int, n_classes: int, what: str = "teacher") -> np.ndarray:
+    """Validate a probability matrix: shape, finiteness, rows summing to 1."""
+    P = np.asarray(P, dtype=np.float64)
+    if P.shape != (n, n_classes):
+        raise ValueError(f"{what}: expected probabilities of shape ({n}, {n_classes}), got {P.shape}")
+    if not np.isfinite(P).all():
+        raise ValueError(f"{what}: probabilities contain NaN or inf")
+    if (P < 0).any() or not np.allclose(P.sum(axis=1), 1, atol=PROBABILITY_TOLERANCE):
+        raise ValueError(f"{what}: probabilities must be non-negative and sum to 1 per image")
+    return P.astype(np.float32)
+
+
+# --- predictions file -------------------------------------------------------------------------
+
+
+@dataclass
+class PredictionsTeacher:
+    """Precomputed outputs. CSV/Parquet: an id column ('id' or 'image') and one numeric column per
+    class (named by class). NPY: [N, C] in the ImageSet's order, class names given separately.
+    ``kind`` is 'probabilities', 'logits' or 'auto' (logits when any value is outside [0, 1])."""
+
+    table: pd.DataFrame | None
+    matrix: np.ndarray | None
+    class_names: tuple[str, ...]
+    kind: str = "auto"
+    name: str = "predictions file"
+
+    def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray:
+        if self.matrix is not None:
+            values = self.matrix
+            if len(values) != len(images):
+                raise ValueError(f"{self.name}: {len(values)} rows for {len(images)} images; an NPY "
+                                 "file must have one row per image, in the dataset's order")
+        else:
+            ids = self.table.index.astype(str)
+            wanted = pd.Index(images.ids)
+            missing = wanted.difference(ids)
+            extra = ids.difference(wanted)
+            if len(missing):
+                raise ValueError(f"{self.name}: no prediction for {len(missing)} image(s), e.g. "
+                                 f"{list(missing[:5])}")
+            if len(extra):
+                raise ValueError(f"{self.name}: {len(extra)} id(s) are not in the dataset, e.g. "
+                                 f"{list(extra[:5])}")
+            values = self.table.loc[images.ids].to_numpy(dtype=np.float64)
+        if values.shape[1] != len(self.class_names):
+            raise ValueError(f"{self.name}: {values.shape[1]} columns for {len(self.class_names)} classes")
+        if not np.isfinite(values).all():
+            bad = np.argwhere(~np.isfinite(values))[0]
+            raise ValueError(f"{self.name}: NaN or inf for image {images.ids[bad[0]]!r}, "
+                             f"class {self.class_names[bad[1]]!r}")
+        kind = self.kind
+        if kind == "auto":
+            kind = "probabilities" if ((values >= 0) & (values <= 1)).all() else "logits"
+        if kind == "logits":
+            P = softmax(values)
+        else:
+            sums = values.sum(axis=1)
+            off = np.flatnonzero(np.abs(sums - 1) > PROBABILITY_TOLERANCE)
+            if len(off):
+                raise ValueError(f"{self.name}: probabilities of {len(off)} image(s) do not sum to 1 "
+                                 f"(e.g. {images.ids[off[0]]!r} sums to {sums[off[0]]:.3f}); pass "
+                                 "kind='logits' if these are scores")
+            P = values
+        if progress:
+            progress(len(images), len(images))
+        return check_probabilities(P, len(images), len(self.class_names), self.name)
+
+
+def load_predictions(data: bytes | str | Path, filename: str, class_names: Sequence[str] | None = None,
+                     kind: str = "auto", expected_classes: int | None = None) -> PredictionsTeacher:
+    """Parse a predictions file by its extension (.csv, .parquet, .npy)."""
+    if kind not in ("auto", "probabilities", "logits"):
+        raise ValueError(f"kind: choose 'auto', 'probabilities' or 'logits', got {kind!r}")
+    raw = Path(data).read_bytes() if isinstance(data, (str, Path)) and Path(str(data)).is_file() else data
+    if isinstance(raw, str):
+        raw = raw.encode()
+    suffix = Path(filename).suffix.lower()
+    if suffix == ".npy":
+        try:
+            matrix = np.load(io.BytesIO(raw), allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise ValueError(f"{filename}: not a plain numeric NPY array ({err})") from err
+        if matrix.ndim != 2 or matrix.dtype.kind not in "fiu":
+            raise ValueError(f"{filename}: expected a numeric [N, C] array, got {matrix.dtype} {matrix.shape}")
+        names = tuple(class_names) if class_names else tuple(f"class_{i}" for i in range(matrix.shape[1]))
+        if len(names) != matrix.shape[1]:
+            raise ValueError(f"{filename}: {matrix.shape[1]} columns but {len(names)} class names")
+        teacher = PredictionsTeacher(None, matrix.astype(np.float64), names, kind, filename)
+    elif suffix in (".csv", ".parquet"):
+        try:
+            table = pd.read_csv(io.BytesIO(raw)) if suffix == ".csv" else pd.read_parquet(io.BytesIO(raw))
+        except Exception as err:  # pandas raises many types for malformed files
+            raise ValueError(f"{filename}: could not be read as {suffix[1:].upper()} ({err})") from err
+        id_col = next((c for c in table.columns if str(c).strip().lower() in ("id", "image")), None)
+        if id_col is None:
+            raise ValueError(f"{filename}: needs an 'id' (or 'image') column; found {list(table.columns)}")
+        if table[id_col].duplicated().any():
+            dup = table[id_col][table[id_col].duplicated()].astype(str).tolist()[:5]
+            raise ValueError(f"{filename}: ids listed more than once: {dup}")
+        table = table.set_index(table[id_col].astype(str)).drop(columns=[id_col])
+        non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+        if non_numeric:
+            raise ValueError(f"{filename}: class columns must be numbers; not numeric: {non_numeric[:5]}")
+        names = tuple(str(c) for c in table.columns)
+        if class_names is not None and tuple(class_names) != names:
+            raise ValueError(f"{filename}: class columns {list(names)} differ from the classes "
+                             f"{list(class_names)}")
+        teacher = PredictionsTeacher(table, None, names, kind, filename)
+    else:
+        raise ValueError(f"{filename}: predictions must be .csv, .parquet or .npy")
+    if expected_classes is not None and len(teacher.class_names) != expected_classes:
+        raise ValueError(f"{filename}: {len(teacher.class_names)} classes, but the dataset has "
+                         f"{expected_classes}")
+    return teacher
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+def _batched(images: ImageSet, batch_size: int, fn, progress: Progress | None) -> np.ndarray:
+    out = []
+    n = len(images)
+    for start in range(0, n, batch_size):
+        out.append(fn(range(start, min(start + batch_size, n))))
+        if progress:
+            progress(min(start + batch_size, n), n)
+    return np.concatenate(out)
+
+
+@dataclass
+class DemoTeacherAdapter:
+    """The bundled Shapes World CNN."""
+
+    name: str = "demo teacher"
+    class_names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        from infi.demo.teacher import load_demo_teacher
+
+        self._teacher = load_demo_teacher()
+        self.class_names = self._teacher.class_names
+
+    def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray:
+        size = self._teacher.image_size
+        arrays = images.as_arrays(size)
+        return _batched(images, 256, lambda idx: self._teacher.predict_proba(arrays[idx.start:idx.stop]),
+                        progress).astype(np.float32)
+
+
+@dataclass
+class TorchScriptTeacher:
+    """A TorchScript image classifier: RGB float input [B,3,S,S] in [0,1], normalized with
+    ``mean``/``std``; outputs logits [B, C]."""
+
+    path: str
+    class_names: tuple[str, ...]
+    image_size: int = 224
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    name: str = "TorchScript teacher"
+    warning: str = TORCHSCRIPT_WARNING
+
+    def __post_init__(self) -> None:
+        try:
+            self._module = torch.jit.load(self.path, map_location="cpu")
+        except Exception as err:  # torch raises RuntimeError and others for non-TorchScript files
+            raise ValueError(f"{Path(self.path).name}: not a TorchScript model ({err})") from err
+        self._module.eval()
+
+    def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray:
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        arrays = images.as_arrays(self.image_size)
+
+        def run(idx):
+            x = torch.from_numpy(arrays[idx.start:idx.stop]).permute(0, 3, 1, 2).float() / 255
+            with torch.inference_mode():
+                logits = self._module((x - mean) / std)
+            logits = np.asarray(logits.float().numpy(), np.float64)
+            if logits.ndim != 2 or logits.shape[1] != len(self.class_names):
+                raise ValueError(f"{self.name}: the model returned shape {logits.shape}, expected "
+                                 f"[batch, {len(self.class_names)}]")
+            return softmax(logits)
+
+        return check_probabilities(_batched(images, 64, run, progress), len(images),
+                                   len(self.class_names), self.name)
+
+
+@dataclass
+class HFClassifierTeacher:
+    """A transformers image-classification checkpoint (hub id or local folder)."""
+
+    model_id: str
+    name: str = "transformers classifier"
+    class_names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+        local = Path(self.model_id).expanduser().is_dir()
+        try:
+            self._model = AutoModelForImageClassification.from_pretrained(self.model_id, local_files_only=local)
+            self._processor = AutoImageProcessor.from_pretrained(self.model_id, local_files_only=local)
+        except OSError as err:
+            raise OSError(f"Could not load the classifier {self.model_id!r}: {err}. Offline, give a "
+                          "local folder saved with save_pretrained, or use a predictions file.") from err
+        self._model.eval()
+        id2label = self._model.config.id2label
+        self.class_names = tuple(str(id2label[i]) for i in range(len(id2label)))
+
+    def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray:
+        def run(idx):
+            batch = self._processor(images=images.images(idx), return_tensors="pt")
+            with torch.inference_mode():
+                logits = self._model(**batch).logits
+            return torch.softmax(logits.float(), dim=1).numpy()
+
+        return check_probabilities(_batched(images, 32, run, progress), len(images),
+                                   len(self.class_names), self.name)
+
+
+@dataclass
+class ClipZeroShotTeacher:
+    """CLIP zero-shot over class names with a confidence-weighted prompt-template ensemble.
+
+    Per template ``j``: ``l_j = s * cos(v, T_j)``; the teacher's logits average the ``l_j`` with
+    weights proportional to each template's mean max-softmax over the images (its confidence).
+    """
+
+    encoder: object
+    class_names: tuple[str, ...]
+    templates: tuple[str, ...] = ZERO_SHOT_TEMPLATES
+    logit_scale: float | None = None
+    name: str = "CLIP zero-shot"
+
+    def __post_init__(self) -> None:
+        if len(self.class_names) < 2:
+            raise ValueError("class_names: zero-shot needs at least two class names")
+        for t in self.templates:
+            if t.count("{}") != 1:
+                raise ValueError(f"templates: {t!r} must contain exactly one '{{}}' placeholder")
+
+    def template_logits(self, image_embeddings: np.ndarray) -> np.ndarray:
+        """Logits per template [J, N, C] for unit image embeddings [N, D]."""
+        scale = self.logit_scale or float(self.encoder.model.logit_scale.detach().exp().clamp(max=100))
+        texts = [t.format(c) for t in self.templates for c in self.class_names]
+        T = self.encoder.embed_texts(texts).reshape(len(self.templates), len(self.class_names), -1)
+        return scale * np.einsum("nd,jcd->jnc", image_embeddings, T)
+
+    def ensemble(self, per_template: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(logits [N, C], template weights [J]) by mean max-softmax confidence."""
+        conf = np.array([softmax(logits).max(axis=1).mean() for logits in per_template])
+        weights = conf / conf.sum()
+        return np.einsum("j,jnc->nc", weights, per_template), weights
+
+    def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray:
+        emb = self.encoder.embed_images(images.images(), patches=False, progress=progress)
+        logits, _ = self.ensemble(self.template_logits(emb.global_))
+        return check_probabilities(softmax(logits.astype(np.float64)), len(images),
+                                   len(self.class_names), self.name)

@@ -1,0 +1,211 @@
+"""Tuning actions turned into weight bounds, and the Provenance log of applied edits.
+
+An action names a concept, a class (or all classes) and a kind; ``w0`` is the weight before the
+action, per ensemble member (DESIGN.md):
+- ``downtune(x)``, 0 <= x < 1: ``|w| <= x|w0|``, sign kept;
+- ``uptune(x)``, x > 1: ``|w| >= x|w0|``, sign kept (``magnitude``, signed, when ``w0`` is ~0);
+- ``remove``: ``w = 0``;  ``lock``: ``w = w0``.
+Bounds accumulate: an edit tightens the box of earlier edits, so a removed concept stays removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+
+KINDS = ("uptune", "downtune", "remove", "lock")
+ALL_CLASSES = "*"
+ZERO_WEIGHT = 1e-6
+
+
+@dataclass(frozen=True)
+class TuningAction:
+    """One edit of one concept's influence on one class (``ALL_CLASSES`` for every class)."""
+
+    concept: str
+    kind: Literal["uptune", "downtune", "remove", "lock"]
+    class_name: str = ALL_CLASSES
+    scale: float | None = None
+    magnitude: float | None = None
+
+    def validate(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: unknown action {self.kind!r}; choose from {list(KINDS)}")
+        if self.kind == "downtune" and (self.scale is None or not 0 <= self.scale < 1):
+            raise ValueError(f"scale: downtune needs a scale in [0, 1), got {self.scale!r}")
+        if self.kind == "uptune" and (self.scale is None or not self.scale > 1):
+            raise ValueError(f"scale: uptune needs a scale above 1, got {self.scale!r}")
+        if self.magnitude is not None and not np.isfinite(self.magnitude):
+            raise ValueError(f"magnitude: must be a finite number, got {self.magnitude!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TuningAction":
+        unknown = set(d) - {"concept", "kind", "class_name", "scale", "magnitude"}
+        if unknown:
+            raise ValueError(f"action: unknown field(s) {sorted(unknown)}")
+        if "concept" not in d or "kind" not in d:
+            raise ValueError("action: each action needs a 'concept' and a 'kind'")
+        action = cls(**{k: v for k, v in d.items()})
+        action.validate()
+        return action
+
+
+def empty_bounds(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    return np.full(shape, -np.inf, np.float32), np.full(shape, np.inf, np.float32)
+
+
+def apply_actions(actions: Sequence[TuningAction], coef: np.ndarray, lower: np.ndarray,
+                  upper: np.ndarray, concepts: Sequence[str], class_names: Sequence[str]
+                  ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Tighten bounds [k, K, C] for each action given current weights ``coef`` [k, K, C].
+
+    Returns new (lower, upper) and the sorted indices of the classes touched.
+    """
+    lower, upper = lower.copy(), upper.copy()
+    concept_index = {c: i for i, c in enumerate(concepts)}
+    class_index = {c: i for i, c in enumerate(class_names)}
+    touched: set[int] = set()
+    for action in actions:
+        action.validate()
+        if action.concept not in concept_index:
+            raise ValueError(f"concept: {action.concept!r} is not among the student's concepts")
+        if action.class_name != ALL_CLASSES and action.class_name not in class_index:
+            raise ValueError(f"class_name: {action.class_name!r} is not among the classes "
+                             f"{list(class_names)}")
+        j = concept_index[action.concept]
+        cols = (range(len(class_names)) if action.class_name == ALL_CLASSES
+                else [class_index[action.class_name]])
+        for c in cols:
+            w0 = coef[:, j, c]
+            lo, hi = _bounds_for(action, w0)
+            lower[:, j, c] = np.maximum(lower[:, j, c], lo)
+            upper[:, j, c] = np.minimum(upper[:, j, c], hi)
+            # Conflicting edits (uptune after remove, say): the latest action wins.
+            clash = lower[:, j, c] > upper[:, j, c]
+            lower[clash, j, c], upper[clash, j, c] = lo[clash], hi[clash]
+            touched.add(c)
+    return lower, upper, sorted(touched)
+
+
+def _bounds_for(action: TuningAction, w0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    inf = np.full_like(w0, np.inf)
+    if action.kind == "remove":
+        return np.zeros_like(w0), np.zeros_like(w0)
+    if action.kind == "lock":
+        return w0.copy(), w0.copy()
+    x = float(action.scale)
+    target = x * w0
+    if action.kind == "downtune":
+        return np.minimum(target, 0), np.maximum(target, 0)
+    # uptune: |w| >= x|w0| with the sign of w0; where w0 ~ 0 the user's signed magnitude.
+    near_zero = np.abs(w0) < ZERO_WEIGHT
+    if near_zero.any() and action.magnitude is None:
+        raise ValueError(
+            f"magnitude: concept {action.concept!r} has weight ~0 on class {action.class_name!r}; "
+            "uptune it with a signed magnitude (e.g. 0.5 or -0.5)"
+        )
+    if action.magnitude is not None:
+        target = np.where(near_zero, action.magnitude, target)
+    lo = np.where(target > 0, target, -inf)
+    hi = np.where(target > 0, inf, target)
+    return lo, hi
+
+
+# --- provenance ---------------------------------------------------------------------------------
+
+
+def _encode(a: np.ndarray) -> dict:
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    return {"shape": list(a.shape), "float32_base64": base64.b64encode(a.tobytes()).decode()}
+
+
+def _decode(d: dict) -> np.ndarray:
+    raw = base64.b64decode(d["float32_base64"], validate=True)
+    shape = tuple(int(s) for s in d["shape"])
+    if len(raw) != 4 * int(np.prod(shape)):
+        raise ValueError("provenance: a weights snapshot does not match its declared shape")
+    return np.frombuffer(raw, dtype=np.float32).reshape(shape).copy()
+
+
+@dataclass
+class ProvenanceStep:
+    """One applied edit: the actions, the bounds after it, metrics before/after, weights after."""
+
+    actions: list[dict]
+    metrics_before: dict
+    metrics_after: dict
+    coef: np.ndarray
+    intercept: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    touched_classes: list[str] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+    label: str = ""
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k not in ("coef", "intercept", "lower", "upper")}
+        d |= {k: _encode(getattr(self, k)) for k in ("coef", "intercept", "lower", "upper")}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ProvenanceStep":
+        arrays = {k: _decode(d[k]) for k in ("coef", "intercept", "lower", "upper")}
+        rest = {k: d[k] for k in ("actions", "metrics_before", "metrics_after")}
+        return cls(**rest, **arrays, touched_classes=list(d.get("touched_classes", [])),
+                   created=float(d.get("created", 0.0)), label=str(d.get("label", "")))
+
+
+@dataclass
+class Provenance:
+    """The ordered log of edits; step 0 is the fitted student itself."""
+
+    steps: list[ProvenanceStep] = field(default_factory=list)
+
+    def add(self, step: ProvenanceStep) -> int:
+        self.steps.append(step)
+        return len(self.steps) - 1
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def table(self) -> list[dict]:
+        """One row per step for display: what was done and how fidelity and accuracy moved."""
+        rows = []
+        for i, s in enumerate(self.steps):
+            rows.append({
+                "step": i,
+                "label": s.label,
+                "actions": "; ".join(_describe(a) for a in s.actions) or "fit",
+                "fidelity": s.metrics_after.get("fidelity"),
+                "accuracy": s.metrics_after.get("accuracy"),
+                "shifted_accuracy": s.metrics_after.get("shifted_accuracy"),
+            })
+        return rows
+
+    def to_json(self) -> str:
+        return json.dumps({"format": "infi-provenance", "version": 1,
+                           "steps": [s.to_dict() for s in self.steps]})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Provenance":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"provenance: not valid JSON ({err})") from err
+        if not isinstance(data, dict) or data.get("format") != "infi-provenance":
+            raise ValueError("provenance: this is not an Infi provenance log")
+        try:
+            return cls([ProvenanceStep.from_dict(s) for s in data["steps"]])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"provenance: a step is malformed ({err})") from err
+
+
+def _describe(action: dict) -> str:
+    target = "all classes" if action.get("class_name", ALL_CLASSES) == ALL_CLASSES else action["class_name"]
+    scale = f" ×{action['scale']:g}" if action.get("scale") is not None else ""
+    return f"{action['kind']} {action['concept']}{scale} on {target}"

@@ -1,0 +1,141 @@
+"""Concepts page components: encoder, corpus editor, region mode, extraction and browsing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from infi.concepts import REGION_MODES, build_bank, class_concept_means, patch_score_map
+from infi.corpus import Corpus, parse_concept_file, preset, preset_names
+from infi.session import Session
+from infi.ui import charts, state
+from infi.ui.feedback import guarded, progress_status
+from infi.ui.resources import encoder
+
+ENCODERS = {
+    "demo": "Demo encoder (Shapes World, offline)",
+    "openai/clip-vit-base-patch32": "CLIP ViT-B/32 (downloads ~600 MB once)",
+    "openai/clip-vit-base-patch16": "CLIP ViT-B/16 (downloads ~600 MB once)",
+    "custom": "Another hub id or a local folder",
+}
+UPLOADED = "uploaded list"
+HEATMAP_CONCEPTS = 30
+
+
+def encoder_picker() -> str | None:
+    choice = st.selectbox("Encoder", list(ENCODERS), format_func=ENCODERS.get, key=state.ENCODER_CHOICE)
+    if choice == "custom":
+        custom = st.text_input("Hub id or folder of a CLIP checkpoint", key=state.ENCODER_CUSTOM).strip()
+        return custom or None
+    return choice
+
+
+def corpus_editor(session: Session) -> Corpus | None:
+    """Preset or uploaded list, editable row by row in a data editor."""
+    default = "demo" if (session.dataset is not None and
+                         session.dataset.source.get("kind") == "shapes-world") else "built-in"
+    options = preset_names() + [UPLOADED]
+    choice = st.selectbox("Concepts", options, index=options.index(default), key=state.CORPUS_CHOICE)
+    base = None
+    if choice == UPLOADED:
+        up = st.file_uploader("A .txt (one concept per line) or .csv (concept,category)",
+                              type=["txt", "csv"], key=state.CORPUS_UPLOAD)
+        if up is None:
+            st.info("Upload a list of concepts to continue.")
+            return None
+        with guarded(f"Reading {up.name}"):
+            base = parse_concept_file(up.getvalue(), up.name)
+        if base is None:
+            return None
+    else:
+        base = preset(choice)
+    frame = pd.DataFrame({"concept": base.concepts, "category": base.categories})
+    edited = st.data_editor(frame, num_rows="dynamic", key=state.CORPUS_EDITOR, hide_index=True,
+                            width="stretch", height=240,
+                            column_config={"concept": st.column_config.TextColumn(required=True)})
+    corpus = None
+    with guarded("Checking the concept list"):
+        rows = edited.dropna(subset=["concept"])
+        corpus = base.with_concepts([str(c) for c in rows["concept"]])
+    if corpus is not None:
+        st.caption(f"{len(corpus)} concepts, prompts: " + " · ".join(f"“{t}”" for t in corpus.templates))
+    return corpus
+
+
+def extraction(session: Session, encoder_id: str | None, corpus: Corpus | None) -> None:
+    mode = st.radio("Regions", REGION_MODES, horizontal=True, key=state.REGION_MODE,
+                    help="global: the whole image; patches: the best patch; segments: the best of "
+                         "a few k-means regions of patches")
+    ready = encoder_id is not None and corpus is not None
+    if st.button("Extract concepts", type="primary", disabled=not ready, key=state.BTN_EXTRACT):
+        status, report = progress_status("Embedding images and scoring concepts…")
+        with guarded("Extracting concepts", "Offline? Choose the demo encoder or a local folder."):
+            encoder(encoder_id)  # load once, shared (a model, not user data)
+            cleared = session.set_encoder(encoder_id)
+            session.extract_concepts(corpus, mode, report)
+            status.update(label="Concepts extracted", state="complete")
+            state.notify(f"{session.concepts.X.shape[1]} concept scores for {session.concepts.X.shape[0]} "
+                         "images." + (" Cleared: " + ", ".join(cleared) + "." if cleared else ""))
+            st.rerun()
+        status.update(label="Extraction failed", state="error")
+
+
+def concept_table(session: Session) -> None:
+    matrix = session.concepts
+    cats = dict(zip(session.corpus.concepts, session.corpus.categories)) if session.corpus else {}
+    frame = pd.DataFrame({"concept": matrix.names,
+                          "category": [cats.get(n, "") for n in matrix.names],
+                          "mean score": matrix.X.mean(0), "max score": matrix.X.max(0)})
+    query = st.text_input("Search concepts", key=state.CONCEPT_SEARCH, placeholder="e.g. grass")
+    if query:
+        frame = frame[frame["concept"].str.contains(query.strip().lower(), regex=False)]
+    if frame.empty:
+        st.info(f"No concept contains “{query}”.")
+    else:
+        st.dataframe(frame.sort_values("mean score", ascending=False), hide_index=True, width="stretch",
+                     height=260, column_config={"mean score": st.column_config.ProgressColumn(
+                         min_value=0.0, max_value=float(matrix.X.max() or 1), format="%.3f")})
+
+
+def heatmap(session: Session) -> None:
+    matrix = session.concepts
+    assigned = session.labels if session.labels is not None and (session.labels >= 0).all() else (
+        session.P.argmax(1) if session.P is not None else None)
+    if assigned is None or session.class_names is None:
+        st.caption("The class × concept heatmap appears once there are labels or teacher outputs.")
+        return
+    means = class_concept_means(matrix.X, assigned, len(session.class_names))
+    keep = np.argsort(-means.std(0))[:HEATMAP_CONCEPTS]
+    st.altair_chart(charts.class_concept_heatmap(means[:, keep], session.class_names,
+                                                 [matrix.names[j] for j in keep],
+                                                 title="Mean concept score per class (most varying concepts)"),
+                    width="stretch")
+
+
+def top_images(session: Session) -> None:
+    names = list(session.concepts.names)
+    concept = st.selectbox("Top images for concept", names, key=state.CONCEPT_PICK)
+    idx = session.concepts.top_images(concept, 12)
+    st.image([session.dataset.image(int(i)) for i in idx],
+             caption=[f"{session.concepts.X[i, names.index(concept)]:.3f}" for i in idx], width=84)
+
+
+def image_inspector(session: Session) -> None:
+    data = session.dataset
+    i = int(st.number_input("Image index", 0, len(data) - 1, 0, key=state.IMAGE_PICK))
+    top = session.concepts.top_concepts(i, 8)
+    concept = st.selectbox("Overlay for concept", [n for n, _ in top] + [
+        n for n in session.concepts.names if n not in {t for t, _ in top}], key=state.OVERLAY_CONCEPT)
+    c1, c2 = st.columns(2)
+    image = np.asarray(data.image(i))
+    with guarded("Computing the patch overlay"):
+        enc = encoder(session.encoder_id)
+        emb = enc.embed_images([data.image(i)], patches=True)
+        bank = build_bank(enc, session.corpus.with_concepts([concept]))
+        score_map = patch_score_map(emb.patches[0], bank, concept, emb.grid)
+        shown = np.asarray(data.image(i).resize((224, 224)))
+        c1.image(charts.overlay(shown, score_map), caption=f"“{concept}” by patch (red = high)",
+                 width=260)
+    c2.dataframe(pd.DataFrame(top, columns=["concept", "score"]), hide_index=True)
+    del image

@@ -1,0 +1,175 @@
+"""Data & teacher page components: choose a dataset, look at it, run a teacher, summarise it."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from infi import data as data_mod
+from infi import metrics, teachers
+from infi.data import ImageSet
+from infi.demo.world import SPLITS, generate_world
+from infi.session import Session
+from infi.ui import charts, state
+from infi.ui.feedback import guarded, progress_status
+from infi.ui.resources import demo_teacher, encoder
+
+SOURCES = ("Shapes World (offline demo)", "ZIP in ImageFolder layout", "Images + CSV of labels",
+           "Local folder")
+TEACHERS = ("Demo teacher (Shapes World CNN)", "Predictions file", "TorchScript file",
+            "Transformers checkpoint", "CLIP zero-shot")
+THUMBS_PER_CLASS = 6
+
+
+def dataset_picker(session: Session) -> None:
+    """Source choice and loading; a new dataset clears results that depended on the old one."""
+    sources = SOURCES[:3] if state.hosted() else SOURCES
+    source = st.radio("Source", sources, key=state.DATA_SOURCE, horizontal=True)
+    loaded: tuple[ImageSet, dict] | None = None
+    if source == SOURCES[0]:
+        c1, c2, c3, c4 = st.columns(4)
+        split = c1.selectbox("Split", SPLITS, key=state.WORLD_SPLIT,
+                             help="biased: each shape usually sits on its own background")
+        n = c2.number_input("Images", 50, 20000, 1200, 50, key=state.WORLD_SIZE)
+        seed = c3.number_input("Seed", 0, 2**31 - 1, 7, key=state.WORLD_SEED)
+        p = c4.slider("Shortcut p", 0.0, 1.0, 0.9, 0.05, key=state.WORLD_P, disabled=split != "biased")
+        with_shifted = st.checkbox("Also load a shifted split to evaluate on (recommended)", True,
+                                   key=state.WORLD_SHIFTED)
+        if st.button("Load Shapes World", type="primary", key=state.BTN_LOAD_WORLD):
+            with guarded("Generating Shapes World"):
+                world = generate_world(int(n), split=split, p=float(p), seed=int(seed))
+                extra = {}
+                if with_shifted:
+                    extra["shifted"] = data_mod.from_world(
+                        generate_world(max(200, int(n) // 2), split="shifted", seed=int(seed) + 1))
+                loaded = (data_mod.from_world(world), extra)
+    elif source == SOURCES[1]:
+        up = st.file_uploader("ZIP with one folder per class (class_name/image.png)", type=["zip"],
+                              key=state.ZIP_UPLOAD)
+        if up is not None and st.button("Load ZIP", type="primary", key=state.BTN_LOAD_ZIP):
+            with guarded(f"Reading {up.name}", "Upload a ZIP whose folders are the class names."):
+                loaded = (data_mod.from_zip(up.getvalue()), {})
+    elif source == SOURCES[2]:
+        ups = st.file_uploader("Images", accept_multiple_files=True, key=state.IMAGES_UPLOAD,
+                               type=[s[1:] for s in data_mod.IMAGE_SUFFIXES])
+        csv = st.file_uploader("CSV with columns image,label (label optional)", type=["csv"],
+                               key=state.CSV_UPLOAD)
+        if ups and st.button("Load images", type="primary", key=state.BTN_LOAD_FILES):
+            with guarded("Reading the images", "Check the CSV's 'image' column names the uploaded files."):
+                files = [(u.name, u.getvalue()) for u in ups]
+                loaded = (data_mod.from_files(files, csv.getvalue() if csv else None), {})
+    else:
+        path = st.text_input("Folder on this machine", key=state.FOLDER_PATH,
+                             placeholder="/data/my_images (class sub-folders, or a flat folder)")
+        if path and st.button("Load folder", type="primary", key=state.BTN_LOAD_FOLDER):
+            with guarded(f"Reading {path}"):
+                loaded = (data_mod.from_folder(path), {})
+    if loaded is not None:
+        cleared = session.set_dataset(*loaded)
+        msg = f"Loaded {len(loaded[0])} images."
+        if cleared:
+            msg += " Cleared: " + ", ".join(cleared) + " (they belonged to the previous dataset)."
+        state.notify(msg)
+        st.rerun()
+
+
+def dataset_overview(session: Session) -> None:
+    data = session.dataset
+    st.subheader("Dataset")
+    cols = st.columns(4)
+    cols[0].metric("Images", len(data))
+    cols[1].metric("Classes", len(data.class_names or ()) or "—")
+    cols[2].metric("Labelled", int((data.labels >= 0).sum()) if data.labels is not None else 0)
+    cols[3].metric("Skipped files", len(data.skipped))
+    if data.skipped:
+        with st.expander(f"{len(data.skipped)} file(s) were skipped"):
+            st.dataframe([{"file": s.name, "reason": s.reason} for s in data.skipped], hide_index=True)
+    for name, e in session.eval_sets.items():
+        st.caption(f"Evaluation set “{name}”: {len(e.images)} images.")
+    if data.labels is not None and data.class_names:
+        st.altair_chart(charts.class_counts(data.labels, data.class_names), width="stretch")
+        for c, name in enumerate(data.class_names):
+            idx = np.flatnonzero(data.labels == c)[:THUMBS_PER_CLASS]
+            if len(idx):
+                st.markdown(f"**{name}**")
+                st.image([data.image(int(i)) for i in idx], width=72)
+    else:
+        st.image([data.image(i) for i in range(min(24, len(data)))], width=72)
+
+
+def teacher_picker(session: Session) -> None:
+    st.subheader("Teacher")
+    kind = st.radio("Teacher", TEACHERS, key=state.TEACHER_KIND, horizontal=True)
+    teacher = None
+    n_classes = len(session.dataset.class_names or ()) or None
+    if kind == TEACHERS[0]:
+        st.caption("A small CNN trained on the biased split of Shapes World: it partly relies on "
+                   "the background shortcut.")
+        if st.button("Run the demo teacher", type="primary", key=state.BTN_TEACHER):
+            teacher = demo_teacher()
+    elif kind == TEACHERS[1]:
+        up = st.file_uploader("Predictions (.csv / .parquet with an 'id' column and one column per "
+                              "class, or .npy in dataset order)", type=["csv", "parquet", "npy"],
+                              key=state.PREDICTIONS_UPLOAD)
+        values = st.radio("The values are", ("auto", "probabilities", "logits"), horizontal=True,
+                          key=state.PREDICTIONS_KIND)
+        if up is not None and st.button("Use these predictions", type="primary", key=state.BTN_TEACHER):
+            with guarded(f"Reading {up.name}"):
+                teacher = teachers.load_predictions(up.getvalue(), up.name,
+                                                    class_names=None if not up.name.endswith(".npy") else session.dataset.class_names,
+                                                    kind=values, expected_classes=n_classes)
+    elif kind == TEACHERS[2]:
+        st.warning(teachers.TORCHSCRIPT_WARNING, icon="⚠️")
+        up = st.file_uploader("TorchScript model (.pt)", type=["pt", "pth", "ts"], key=state.TORCHSCRIPT_UPLOAD)
+        size = st.number_input("Input size (pixels)", 16, 1024, 224, key=state.TORCHSCRIPT_SIZE)
+        if up is not None and st.button("Run the TorchScript teacher", type="primary", key=state.BTN_TEACHER):
+            with guarded(f"Loading {up.name}", "Export the model with torch.jit.script or torch.jit.trace."):
+                if not session.dataset.class_names:
+                    raise ValueError("this dataset has no class names; use a labelled ZIP or CSV")
+                with tempfile.NamedTemporaryFile(suffix=".pt", delete=False) as fh:
+                    fh.write(up.getvalue())
+                teacher = teachers.TorchScriptTeacher(fh.name, session.dataset.class_names, int(size))
+                Path(fh.name).unlink(missing_ok=True)
+    elif kind == TEACHERS[3]:
+        model_id = st.text_input("Hub id or local folder", key=state.HF_MODEL_ID,
+                                 placeholder="google/vit-base-patch16-224")
+        if model_id and st.button("Run the classifier", type="primary", key=state.BTN_TEACHER):
+            with guarded(f"Loading {model_id}", "Offline? Use a local folder or a predictions file."):
+                teacher = teachers.HFClassifierTeacher(model_id)
+    else:
+        default_classes = ", ".join(session.dataset.class_names or ())
+        classes = st.text_input("Class names (comma-separated)", default_classes, key=state.ZS_CLASSES)
+        templates = st.text_area("Prompt templates (one per line, {} is the class)",
+                                 "\n".join(teachers.ZERO_SHOT_TEMPLATES), key=state.ZS_TEMPLATES)
+        enc_name = session.encoder_id or "demo"
+        st.caption(f"Uses the encoder chosen on the Concepts page (now: {enc_name}).")
+        if st.button("Run CLIP zero-shot", type="primary", key=state.BTN_TEACHER):
+            with guarded("Setting up zero-shot"):
+                names = tuple(c.strip() for c in classes.split(",") if c.strip())
+                temps = tuple(t.strip() for t in templates.splitlines() if t.strip())
+                teacher = teachers.ClipZeroShotTeacher(encoder(enc_name), names, temps)
+    if teacher is not None:
+        status, report = progress_status(f"Running {teacher.name}…")
+        with guarded(f"Running {teacher.name}"):
+            cleared = session.run_teacher(teacher, report)
+            status.update(label=f"{teacher.name}: done", state="complete")
+            state.notify(f"Teacher outputs ready for {len(session.P)} images."
+                         + (" Cleared: " + ", ".join(cleared) + "." if cleared else ""))
+            st.rerun()
+        status.update(label=f"{teacher.name}: failed", state="error")
+
+
+def teacher_summary(session: Session) -> None:
+    st.markdown(f"**{session.teacher_name}** on {len(session.P)} images, "
+                f"{len(session.class_names)} classes.")
+    cols = st.columns(3)
+    acc = metrics.accuracy(session.P, session.labels)
+    cols[0].metric("Teacher accuracy", f"{acc:.1%}" if acc is not None else "no labels")
+    for i, (name, e) in enumerate(session.eval_sets.items(), 1):
+        if e.P is not None and i < 3:
+            acc_e = metrics.accuracy(e.P, session._labels_for(e.images, session.class_names))
+            cols[i].metric(f"Accuracy on {name}", f"{acc_e:.1%}" if acc_e is not None else "—")
+    st.altair_chart(charts.confidence_histogram(session.P), width="stretch")

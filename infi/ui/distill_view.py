@@ -1,0 +1,78 @@
+"""Distill page components: student settings, metrics, charts and the disagreement explorer."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from infi import metrics
+from infi.session import Session
+from infi.ui import charts, state
+from infi.ui.feedback import guarded, progress_status
+
+
+def settings_and_run(session: Session) -> None:
+    c1, c2, c3 = st.columns(3)
+    k = c1.number_input("Ensemble members k", 1, 50, 20, key=state.MEMBERS)
+    alpha = c2.number_input("L1 strength λ", 0.0, 1.0, 1e-4, format="%.5f", key=state.ALPHA)
+    share = c3.slider("Held-out share", 0.05, 0.5, 0.2, 0.05, key=state.VAL_SHARE)
+    if st.button("Distill the concept student", type="primary", key=state.BTN_DISTILL):
+        status, report = progress_status("Fitting the concept student…")
+        with guarded("Distilling"):
+            session.distill(n_members=int(k), alpha=float(alpha), validation_share=float(share),
+                            progress=report)
+            status.update(label="Student fitted", state="complete")
+            state.notify("Student distilled; its metrics are below. Next: the Fine-tune page.")
+            st.rerun()
+        status.update(label="Distilling failed", state="error")
+
+
+def fmt(value) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def headline(session: Session, result: dict) -> None:
+    cols = st.columns(4)
+    cols[0].metric("Fidelity (held-out)", fmt(result["fidelity"]), help="Top-1 agreement with the teacher")
+    cols[1].metric("Student accuracy", fmt(result["accuracy"]))
+    cols[2].metric("Teacher accuracy", fmt(result["teacher_accuracy"]))
+    if "shifted_accuracy" in result:
+        cols[3].metric("Student accuracy on shifted", fmt(result["shifted_accuracy"]),
+                       help=f"Teacher on shifted: {fmt(result.get('shifted_teacher_accuracy'))}")
+
+
+def charts_block(session: Session, result: dict) -> None:
+    v = session.val_idx
+    proba = session.student.predict_proba(session.concepts.X[v])
+    left, right = st.columns(2)
+    left.altair_chart(charts.per_class_bars(result["per_class"], "f1", "Per-class fidelity (F1 vs teacher)",
+                                            "F1 against the teacher's class"), width="stretch")
+    conf = metrics.student_teacher_confusion(proba, session.P[v], len(session.class_names))
+    right.altair_chart(charts.confusion_heatmap(conf, session.class_names), width="stretch")
+    cls = st.selectbox("Concept influence for class", session.class_names, key=state.TUNE_CLASS + "_view")
+    c = session.class_names.index(cls)
+    st.altair_chart(charts.influence_bars(session.student.weights_[:, c], session.concepts.names, cls,
+                                          spread=session.student.spread_[:, c]), width="stretch")
+
+
+def disagreements(session: Session) -> None:
+    v = session.val_idx
+    proba = session.student.predict_proba(session.concepts.X[v])
+    s_cls, t_cls = proba.argmax(1), session.P[v].argmax(1)
+    differ = np.flatnonzero(s_cls != t_cls)
+    st.subheader(f"Where student and teacher disagree ({len(differ)} of {len(v)} held-out images)")
+    if not len(differ):
+        st.success("The student agrees with the teacher on every held-out image.")
+        return
+    names = session.class_names
+    options = list(differ[:200])
+    pick = st.selectbox("Image", options, key=state.DISAGREE_PICK, format_func=lambda j: (
+        f"#{int(v[j])}: teacher {names[t_cls[j]]}, student {names[s_cls[j]]}"))
+    row = int(v[pick])
+    c1, c2 = st.columns([1, 2])
+    if session.dataset is not None:
+        c1.image(session.dataset.image(row), width=160,
+                 caption=f"teacher: {names[t_cls[pick]]} · student: {names[s_cls[pick]]}")
+    contrib = session.student.explain(session.concepts.X[row:row + 1], int(s_cls[pick]))[0]
+    c2.altair_chart(charts.contributions_bars(contrib, session.concepts.names,
+                                              f"Why the student says “{names[s_cls[pick]]}”"), width="stretch")

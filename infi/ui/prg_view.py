@@ -1,0 +1,108 @@
+"""PRG on the Distill page: settings, live curves, results, size/latency and exports."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from infi import prg
+from infi.session import Session
+from infi.ui import charts, state
+from infi.ui.feedback import guarded, progress_status
+from infi.ui.resources import encoder
+
+TERMS = ("node", "edge", "relation", "pseudo")
+
+
+def settings_and_run(session: Session) -> None:
+    st.caption("A CLIP zero-shot teacher (the encoder chosen on the Concepts page, else the demo "
+               "encoder) is distilled into a compact CNN. No label is read during training.")
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = c1.number_input("Epochs", 1, 200, 6, key=state.PRG_EPOCHS)
+    arch = c2.selectbox("Student", ("small", "resnet18"), key=state.PRG_ARCH,
+                        help="small: < 1M parameters for 64x64; resnet18: for 32x32 and 224x224")
+    lr = c3.number_input("Learning rate", 1e-5, 1.0, 3e-3, format="%.4f", key=state.PRG_LR)
+    batch = c4.number_input("Batch size", 4, 1024, 64, key=state.PRG_BATCH)
+    weights = st.data_editor(pd.DataFrame({"term": list(TERMS), "weight": [1.0] * 4, "on": [True] * 4}),
+                             key=state.PRG_WEIGHTS, hide_index=True, disabled=["term"])
+    t1, t2 = st.columns(2)
+    tau_e = t1.number_input("τ edge (proxies)", 0.001, 10.0, 0.07, format="%.3f", key=state.PRG_TAU_EDGE)
+    tau_r = t2.number_input("τ relation (samples)", 0.001, 10.0, 0.1, format="%.3f", key=state.PRG_TAU_REL)
+    classes = st.text_input("Class names", ", ".join(session.dataset.class_names or ()), key=state.PRG_CLASSES)
+    if st.button("Distill with PRG", type="primary", key=state.BTN_PRG):
+        w = {row["term"]: float(row["weight"]) if row["on"] else 0.0 for _, row in weights.iterrows()}
+        config = prg.PRGConfig(epochs=int(epochs), arch=arch, lr=float(lr), batch_size=int(batch),
+                               w_node=w["node"], w_edge=w["edge"], w_relation=w["relation"],
+                               w_pseudo=w["pseudo"], tau_edge=float(tau_e), tau_relation=float(tau_r))
+        status, report = progress_status("Running the zero-shot teacher…")
+        chart = st.empty()
+        history: list[dict] = []
+
+        def on_epoch(record: dict) -> None:
+            history.append(record)
+            status.update(label=f"Epoch {record['epoch']}/{config.epochs}: agreement "
+                                f"{record['val_agreement']:.1%}")
+            keep = ["epoch", "loss", "val_agreement"]
+            chart.altair_chart(charts.loss_curves([{k: h[k] for k in keep} for h in history],
+                                                  "PRG: loss and teacher agreement"), width="stretch")
+
+        with guarded("PRG distillation"):
+            names = [c.strip() for c in classes.split(",") if c.strip()]
+            encoder(session.encoder_id or "demo")
+            session.run_prg(config, names, progress=on_epoch, teacher_progress=report)
+            status.update(label="PRG student ready", state="complete")
+            state.notify("PRG student trained; results below.")
+            st.rerun()
+        status.update(label="PRG failed", state="error")
+
+
+def results(session: Session) -> None:
+    run = session.prg_run
+    f = run.figures
+    cols = st.columns(4)
+    cols[0].metric("Agreement with teacher", f"{f['teacher_agreement']:.1%}")
+    if "student_accuracy" in f:
+        cols[1].metric("Student accuracy", f"{f['student_accuracy']:.1%}")
+        cols[2].metric("Teacher accuracy", f"{f['teacher_accuracy']:.1%}")
+    cols[3].metric("Best epoch", run.result.best_epoch)
+    keep = ["epoch", "loss", "val_agreement"]
+    st.altair_chart(charts.loss_curves([{k: h[k] for k in keep} for h in run.result.history],
+                                       "PRG: loss and teacher agreement"), width="stretch")
+    enc = encoder(session.encoder_id or "demo")
+    vision = enc.model.vision_model
+    teacher_params = sum(p.numel() for p in vision.parameters()) + sum(
+        p.numel() for p in enc.model.visual_projection.parameters())
+    teacher_ms = prg.ms_per_image(_Tower(enc.model), enc.image_size)
+    st.dataframe(pd.DataFrame([
+        {"model": f"teacher image encoder ({enc.name})", "parameters": teacher_params,
+         "ms per image (this machine)": round(teacher_ms, 2)},
+        {"model": f"PRG student ({run.result.config.arch})", "parameters": f["student_parameters"],
+         "ms per image (this machine)": round(f["student_ms_per_image"], 2)},
+    ]), hide_index=True, width="stretch")
+    with guarded("Preparing the PRG export"):
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = prg.export(run.result, run.targets.class_names, run.image_size, Path(tmp), f)
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as zf:
+                for p in paths.values():
+                    zf.write(p, p.name)
+        st.download_button("Download the PRG student (safetensors + card + TorchScript)", buf.getvalue(),
+                           "prg_student.zip")
+
+
+class _Tower:
+    """The CLIP image tower as a callable module-like object, for timing."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def eval(self):
+        return self
+
+    def __call__(self, x):
+        return self.model.get_image_features(pixel_values=x)

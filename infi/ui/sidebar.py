@@ -1,0 +1,54 @@
+"""The sidebar: pipeline status, the classroom tour on the demo, and session save / load."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from infi.bundle import load_session, save_session
+from infi.demo.world import BACKGROUNDS
+from infi.session import Session
+from infi.ui import state
+from infi.ui.feedback import guarded
+
+STEP_LABELS = {"dataset": "Dataset", "teacher": "Teacher", "concepts": "Concepts", "student": "Student"}
+
+
+def tour_steps(session: Session) -> list[tuple[str, bool]]:
+    """The five-minute story on Shapes World, each step checked when the session shows it done."""
+    demo = session.dataset is not None and session.dataset.source.get("kind") == "shapes-world"
+    steps = session.provenance.steps[1:]
+    background_edit = [s for s in steps if any(a.get("concept") in BACKGROUNDS for a in s.actions)]
+    rose = any((s.metrics_after.get("shifted_accuracy") or 0) > (s.metrics_before.get("shifted_accuracy") or 0)
+               for s in background_edit)
+    return [
+        ("Load Shapes World with a shifted split (Data)", demo and "shifted" in session.eval_sets),
+        ("Run the demo teacher (Data)", session.P is not None),
+        ("Extract concepts with the demo encoder (Concepts)", session.concepts is not None),
+        ("Distill the concept student (Distill)", session.student is not None),
+        ("Notice which background drives a shape, then downtune or remove it (Fine-tune)",
+         bool(background_edit)),
+        ("Watch accuracy on the shifted split rise", rose),
+    ]
+
+
+def render_sidebar(session: Session) -> None:
+    st.sidebar.subheader("Pipeline")
+    for key, line in session.status().items():
+        mark = "✅" if line else "⬜"
+        st.sidebar.markdown(f"{mark} **{STEP_LABELS[key]}** — {line or 'not done'}")
+    with st.sidebar.expander("Classroom tour: the five-minute story", expanded=session.student is None):
+        for i, (text, done) in enumerate(tour_steps(session), 1):
+            st.markdown(f"{'✅' if done else '⬜'} {i}. {text}")
+    st.sidebar.subheader("Session")
+    if session.concepts is not None and session.P is not None:
+        with guarded("Saving the session"):
+            st.sidebar.download_button("Save session (.infi)", save_session(session), "session.infi",
+                                       mime="application/zip", width="stretch")
+    else:
+        st.sidebar.caption("Save becomes available once teacher outputs and concepts exist.")
+    upload = st.sidebar.file_uploader("Load a session (.infi)", type=["infi"], key=state.BUNDLE_UPLOAD)
+    if upload is not None and st.sidebar.button("Load this session", width="stretch", key=state.BTN_LOAD_BUNDLE):
+        with guarded("Loading the session", "Choose a .infi file saved by Infi."):
+            state.replace_session(load_session(upload.getvalue()))
+            state.notify(f"Loaded session from {upload.name}.")
+            st.rerun()

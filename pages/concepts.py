@@ -1,0 +1,33 @@
+"""Concepts: encoder, concept list and region mode; extraction; browsing the concept scores."""
+
+import streamlit as st
+
+from infi.ui import state
+from infi.ui.concepts_view import concept_table, corpus_editor, encoder_picker, extraction, heatmap, \
+    image_inspector, top_images
+
+st.title("Concepts")
+session = state.get_session()
+if session.dataset is None:
+    st.info("Load a dataset on the **Data & teacher** page first.")
+    st.stop()
+with st.expander("Encoder, concepts and regions", expanded=session.concepts is None):
+    encoder_id = encoder_picker()
+    corpus = corpus_editor(session)
+    extraction(session, encoder_id, corpus)
+if session.concepts is None:
+    st.info("Next: press **Extract concepts** to score every image on every concept.")
+    st.stop()
+st.caption(f"Encoder: {session.encoder_id} · regions: {session.concepts.mode} · "
+           f"{session.concepts.X.shape[1]} concepts × {session.concepts.X.shape[0]} images")
+concept_table(session)
+heatmap(session)
+left, right = st.columns(2)
+with left:
+    top_images(session)
+with right:
+    image_inspector(session)
+if session.P is None:
+    st.info("Run a teacher on the **Data & teacher** page to distill a student.")
+else:
+    st.success("Concepts ready. Next: the **Distill** page.")

@@ -1,0 +1,22 @@
+"""Data & teacher: choose a dataset, look at it, run a teacher."""
+
+import streamlit as st
+
+from infi.ui import state
+from infi.ui.data_view import dataset_overview, dataset_picker, teacher_picker, teacher_summary
+
+st.title("Data & teacher")
+session = state.get_session()
+with st.expander("Choose a dataset", expanded=session.dataset is None):
+    dataset_picker(session)
+if session.dataset is None:
+    st.info("No dataset yet. New here? Keep **Shapes World** selected and press **Load Shapes "
+            "World**: it works offline and its concepts are known.")
+    st.stop()
+dataset_overview(session)
+teacher_picker(session)
+if session.P is None:
+    st.info("Next: run a teacher to get its class probabilities for every image.")
+else:
+    teacher_summary(session)
+    st.success("Teacher ready. Next: the **Concepts** page.")

@@ -1,0 +1,36 @@
+"""Distill: a concept student that mimics the teacher, or a compact CNN by PRG."""
+
+import streamlit as st
+
+from infi.ui import distill_view, prg_view, state
+
+CONCEPT, PRG = "Concept student", "PRG: compact CNN from CLIP zero-shot (no labels)"
+
+st.title("Distill")
+session = state.get_session()
+if session.dataset is None:
+    st.info("Load a dataset on the **Data & teacher** page first.")
+    st.stop()
+method = st.radio("Method", (CONCEPT, PRG), key=state.METHOD, horizontal=True)
+if method == PRG:
+    with st.expander("PRG settings", expanded=session.prg_run is None):
+        prg_view.settings_and_run(session)
+    if session.prg_run is None:
+        st.info("Next: press **Distill with PRG**.")
+    else:
+        prg_view.results(session)
+    st.stop()
+if session.P is None or session.concepts is None:
+    missing = [name for name, ok in (("run a teacher (Data & teacher)", session.P is not None),
+                                     ("extract concepts (Concepts)", session.concepts is not None)) if not ok]
+    st.info("Before distilling: " + " and ".join(missing) + ".")
+    st.stop()
+with st.expander("Concept student settings", expanded=session.student is None):
+    distill_view.settings_and_run(session)
+if session.student is None:
+    st.info("Next: press **Distill the concept student**.")
+    st.stop()
+result = session.evaluate()
+distill_view.headline(session, result)
+distill_view.charts_block(session, result)
+distill_view.disagreements(session)

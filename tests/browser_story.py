@@ -1,0 +1,116 @@
+"""The demo story driven in a real browser: shared by the end-to-end test and the memory
+benchmark. Starts ``streamlit run`` on a free localhost port and Debian's chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def streamlit_server(log_path: Path, timeout: float = 60) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``streamlit run app.py`` on a free port; yields (url, process) once healthy."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + timeout
+            while True:
+                try:
+                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                        break
+                except OSError:
+                    if time.time() > deadline or proc.poll() is not None:
+                        raise RuntimeError(f"streamlit did not become healthy; see {log_path}")
+                    time.sleep(0.5)
+            yield url, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def settle(page, timeout: float = 180_000) -> None:
+    """Wait until the script has finished running (a cold page shows only its running state)."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
+    page.wait_for_timeout(300)
+
+
+def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> None:
+    """Shapes World -> demo teacher -> concepts -> distill -> quick edit, with checks."""
+    from playwright.sync_api import expect, sync_playwright
+
+    def shot(name: str) -> None:
+        if shots is not None:
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        settle(page)
+        expect(page.get_by_role("heading", name="Data & teacher")).to_be_visible()
+        page.get_by_role("spinbutton", name="Images").fill(str(images))
+        page.get_by_role("spinbutton", name="Images").press("Enter")
+        settle(page)
+        page.get_by_role("button", name="Load Shapes World").click()
+        settle(page)
+        page.get_by_role("button", name="Run the demo teacher").click()
+        settle(page)
+        expect(page.get_by_text("Teacher accuracy").first).to_be_visible()
+        shot("data")
+
+        page.get_by_role("link", name="Concepts", exact=True).click()
+        settle(page)
+        page.get_by_role("button", name="Extract concepts").click()
+        settle(page)
+        expect(page.get_by_text("Concepts ready").first).to_be_visible()
+        shot("concepts")
+
+        page.get_by_role("link", name="Distill", exact=True).click()
+        settle(page)
+        page.get_by_role("button", name="Distill the concept student").click()
+        settle(page)
+        expect(page.get_by_text("Fidelity (held-out)").first).to_be_visible()
+        shot("distill")
+
+        page.get_by_role("link", name="Fine-tune", exact=True).click()
+        settle(page)
+        page.get_by_role("button", name="Apply this edit").click()
+        settle(page)
+        expect(page.get_by_text("Last change").first).to_be_visible()
+        expect(page.get_by_text("Shifted accuracy").first).to_be_visible()
+        shot("finetune")
+        browser.close()

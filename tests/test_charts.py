@@ -1,0 +1,58 @@
+"""Chart builders: each returns an altair chart with a title, axis titles and tooltips."""
+
+import numpy as np
+
+from infi.ui import charts
+
+
+def spec(chart):
+    d = chart.to_dict()
+    return d, str(d)
+
+
+def test_class_counts_counts_each_class():
+    d, text = spec(charts.class_counts(np.array([0, 0, 1, 2, -1]), ["a", "b", "c"]))
+    values = list(d["datasets"].values())[0]
+    assert [v["images"] for v in values] == [2, 1, 1]
+    assert d["title"] == "Images per class" and "tooltip" in d["encoding"]
+    assert d["encoding"]["x"]["title"] == "Class"
+
+
+def test_confidence_histogram_uses_top1_probability():
+    P = np.array([[0.9, 0.1], [0.4, 0.6]])
+    d, _ = spec(charts.confidence_histogram(P))
+    values = list(d["datasets"].values())[0]
+    assert [v["confidence"] for v in values] == [0.9, 0.6]
+    assert d["encoding"]["x"]["title"] == "Top-1 probability"
+
+
+def test_heatmap_and_confusion_cover_every_cell():
+    d, _ = spec(charts.class_concept_heatmap(np.arange(6).reshape(2, 3), ["a", "b"], ["x", "y", "z"]))
+    assert len(list(d["datasets"].values())[0]) == 6 and d["encoding"]["color"]["title"] == "Mean score"
+    d, text = spec(charts.confusion_heatmap(np.array([[3, 1], [0, 2]]), ["a", "b"]))
+    cells = list(d["datasets"].values())[0]
+    assert {(c["teacher"], c["student"]): c["images"] for c in cells}[("a", "b")] == 1
+    assert "Teacher's class" in text and "Student's class" in text
+
+
+def test_influence_bars_sort_by_magnitude_and_mark_direction():
+    d, _ = spec(charts.influence_bars(np.array([0.1, -2.0, 0.5]), ["x", "y", "z"], "cls", top=2))
+    values = list(d["datasets"].values())[0]
+    assert [v["concept"] for v in values] == ["y", "z"]
+    assert [v["direction"] for v in values] == ["lowers", "raises"]
+    assert "cls" in d["title"]
+
+
+def test_contributions_and_per_class_bars():
+    d, _ = spec(charts.contributions_bars(np.array([0.0, 3.0, -1.0]), ["x", "y", "z"], "why", top=2))
+    assert [v["concept"] for v in list(d["datasets"].values())[0]] == ["y", "z"]
+    d, _ = spec(charts.per_class_bars([{"class": "a", "f1": 0.5}, {"class": "b", "f1": 1.0}], "f1", "t", "F1"))
+    assert d["encoding"]["y"]["scale"]["domain"] == [0, 1]
+
+
+def test_overlay_reddens_high_scoring_patches():
+    image = np.full((8, 8, 3), 128, np.uint8)
+    score = np.array([[0.0, 0.0], [0.0, 1.0]])
+    out = charts.overlay(image, score)
+    assert out.shape == (8, 8, 3)
+    assert out[6, 6, 0] > out[1, 1, 0] and np.array_equal(out[1, 1], image[1, 1])

@@ -1,0 +1,74 @@
+"""Concept corpora: the built-in vocabulary, presets and user lists with validation."""
+
+import pytest
+
+from infi.corpus import (
+    MAX_CONCEPT_CHARS,
+    Corpus,
+    CorpusEdit,
+    builtin_corpus,
+    demo_corpus,
+    parse_concept_file,
+    preset,
+    preset_names,
+)
+
+
+def test_builtin_vocabulary_is_large_categorised_and_unique():
+    corpus = builtin_corpus()
+    assert len(corpus) >= 580
+    assert len(set(corpus.concepts)) == len(corpus)
+    cats = set(corpus.categories)
+    assert {"colours", "patterns and textures", "materials", "shapes", "scenes and stuff",
+            "object parts", "objects"} <= cats
+    for word in ("grass", "zebra", "striped", "wheel", "brick wall"):
+        assert word in corpus.concepts
+
+
+def test_demo_corpus_holds_every_world_word():
+    corpus = demo_corpus()
+    assert {"triangle", "grass", "striped", "small", "purple"} <= set(corpus.concepts)
+    assert dict(zip(corpus.concepts, corpus.categories))["grass"] == "background"
+
+
+def test_presets():
+    for name in preset_names():
+        assert len(preset(name)) > 0
+    assert set(preset("colours").categories) == {"colours"}
+    with pytest.raises(ValueError, match="preset"):
+        preset("nonsense")
+
+
+def test_text_list_is_trimmed_lowercased_and_deduplicated():
+    corpus = parse_concept_file(b"  Grass \n\nstriped\ngrass\n  Red   Brick  \n", "mine.txt")
+    assert corpus.concepts == ("grass", "striped", "red brick")
+
+
+def test_csv_list_with_categories():
+    corpus = parse_concept_file(b"concept,category\nfur,texture\nwheel,part\n", "c.csv")
+    assert corpus.concepts == ("fur", "wheel") and corpus.categories == ("texture", "part")
+    with pytest.raises(ValueError, match="'concept' column"):
+        parse_concept_file(b"name\nfur\n", "c.csv")
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"\n \n", "empty"),
+    (("x" * (MAX_CONCEPT_CHARS + 1)).encode(), "characters long"),
+    (b"\xff\xfe\x00bad", "UTF-8"),
+])
+def test_bad_lists_are_clear_errors(data, message):
+    with pytest.raises(ValueError, match=message):
+        parse_concept_file(data, "list.txt")
+
+
+def test_edits_add_and_remove_rows():
+    base = demo_corpus()
+    edited = CorpusEdit(added=["Zebra", "grass"], removed=["grass"]).apply(base)
+    assert "zebra" in edited.concepts and edited.concepts.count("grass") == 1
+    assert len(edited) == len(base) + 1
+
+
+def test_templates_need_one_placeholder():
+    with pytest.raises(ValueError, match="placeholder"):
+        Corpus(("a",), ("x",), ("no slot",))
+    assert Corpus(("a", "b"), ("x", "x"), ("{}", "photo of {}")).prompts() == ["a", "b", "photo of a", "photo of b"]

@@ -1,0 +1,29 @@
+"""End to end in a real browser: `streamlit run` on a free port, Debian's chromium driven by
+Playwright through the demo story, a screenshot of every page. Set INFI_UPDATE_SCREENSHOTS=1 to
+copy the screenshots into docs/screenshots/ for the README."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.browser_story import ROOT, chromium_path, run_demo_story, streamlit_server
+
+if chromium_path() is None and not os.environ.get("CI"):
+    pytest.skip("Debian chromium is not installed (.ci/run installs it)", allow_module_level=True)
+
+
+def test_demo_story_in_chromium(tmp_path):
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with streamlit_server(tmp_path / "streamlit.log") as (url, _):
+        run_demo_story(url, shots)
+    for name in ("data", "concepts", "distill", "finetune"):
+        assert (shots / f"{name}.png").stat().st_size > 10_000
+    if os.environ.get("INFI_UPDATE_SCREENSHOTS"):
+        target = ROOT / "docs" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        for f in shots.iterdir():
+            shutil.copy(f, target / f.name)

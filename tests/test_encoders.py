@@ -1,0 +1,78 @@
+"""ClipEncoder on a tiny CLIP built from CLIPConfig: same code path as a hub checkpoint."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+from infi.demo.encoder import train_tokenizer
+from infi.encoders import ClipEncoder
+
+
+@pytest.fixture(scope="module")
+def tiny_clip_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_clip")
+    tok = train_tokenizer(["a photo of a cat", "a photo of a dog"] * 10, merges=30)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=32,
+                         eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
+                         pad_token_id=tok.pad_token_id),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, image_size=32, patch_size=8),
+        projection_dim=16,
+    )
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(folder)
+    processor = CLIPProcessor(image_processor=CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}), tokenizer=tok)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_clip_dir):
+    return ClipEncoder.load(str(tiny_clip_dir))
+
+
+def random_images(sizes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for h, w in sizes]
+
+
+def test_preprocessing_matches_the_clip_processor(tiny):
+    images = random_images([(50, 70), (32, 32), (90, 33), (20, 20)])
+    ours = tiny.pixel_values(images)
+    theirs = tiny.processor(images=images, return_tensors="pt")["pixel_values"]
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_image_patch_and_text_embeddings(tiny):
+    images = random_images([(40, 40)] * 5)
+    calls = []
+    emb = tiny.embed_images(images, batch_size=2, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(2, 5), (4, 5), (5, 5)]
+    assert emb.global_.shape == (5, 16) and emb.patches.shape == (5, 16, 16) and emb.grid == 4
+    assert np.allclose(np.linalg.norm(emb.global_, axis=1), 1, atol=1e-5)
+    with torch.inference_mode():
+        ref = tiny.model.get_image_features(pixel_values=tiny.pixel_values(images)).pooler_output
+    ref = torch.nn.functional.normalize(ref, dim=-1).numpy()
+    assert np.allclose(emb.global_, ref, atol=1e-5)
+    texts = tiny.embed_texts(["a cat", "a photo of a dog"])
+    assert texts.shape == (2, 16) and np.allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-5)
+
+
+def test_uint8_arrays_and_pil_images_embed_alike(tiny):
+    images = random_images([(32, 32)] * 3)
+    arrays = np.stack([np.asarray(i) for i in images])
+    assert np.allclose(tiny.embed_images(arrays).global_, tiny.embed_images(images).global_, atol=1e-6)
+
+
+def test_unreachable_hub_id_names_the_offline_alternatives():
+    with pytest.raises(OSError, match="demo encoder"):
+        ClipEncoder.load("no-such-org/no-such-clip")
+
+
+def test_device_and_dtype_default_to_cpu_float32(tiny):
+    assert tiny.device.type == "cpu" and tiny.dtype == torch.float32

@@ -1,0 +1,131 @@
+"""AppTest of every page and of the whole demo story, plus error paths."""
+
+from pathlib import Path
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from infi.ui import state
+from infi.ui.finetune_view import editor_key, weight_table
+from infi.ui.sidebar import tour_steps
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=120).run()
+
+
+def load_world(at: AppTest, n: int = 300) -> AppTest:
+    at.number_input(key=state.WORLD_SIZE).set_value(n)
+    at.button(key=state.BTN_LOAD_WORLD).click().run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_empty_states_guide_a_newcomer():
+    at = new_app()
+    assert_clean(at)
+    assert any("Load Shapes World" in i.value for i in at.info)
+    for page, hint in (("pages/concepts.py", "Load a dataset"), ("pages/distill.py", "Load a dataset"),
+                       ("pages/finetune.py", "Distill a student")):
+        at.switch_page(page).run()
+        assert_clean(at)
+        assert any(hint in i.value for i in at.info), page
+
+
+def test_whole_demo_story_raises_shifted_accuracy():
+    at = load_world(new_app(), 600)
+    assert_clean(at)
+    session = at.session_state[state.SESSION]
+    assert len(session.dataset) == 600 and "shifted" in session.eval_sets
+    at.button(key=state.BTN_TEACHER).click().run()
+    assert_clean(at)
+    assert session.P is not None and at.metric[0].label == "Images"
+
+    at.switch_page("pages/concepts.py").run()
+    at.button(key=state.BTN_EXTRACT).click().run()
+    assert_clean(at)
+    assert session.concepts is not None and session.concepts.X.shape == (600, 23)
+    assert len(at.dataframe) >= 1
+
+    at.switch_page("pages/distill.py").run()
+    at.number_input(key=state.MEMBERS).set_value(5)
+    at.button(key=state.BTN_DISTILL).click().run()
+    assert_clean(at)
+    assert session.student is not None
+    labels = [m.label for m in at.metric]
+    assert "Fidelity (held-out)" in labels and "Student accuracy on shifted" in labels
+
+    at.switch_page("pages/finetune.py").run()
+    assert_clean(at)
+    before = session.evaluate()["shifted_accuracy"]
+    table = weight_table(session, "All classes")
+    edits = {int(i): {"action": "remove"} for i in
+             table.index[table["concept"].isin(["grass", "sky", "sand", "water", "brick", "plain"])]}
+    at.session_state[editor_key("All classes")] = {"edited_rows": edits, "added_rows": [], "deleted_rows": []}
+    at.selectbox(key=state.TUNE_CLASS).set_value("All classes").run()
+    at.session_state[editor_key("All classes")] = {"edited_rows": edits, "added_rows": [], "deleted_rows": []}
+    at.run()
+    at.button(key=state.BTN_APPLY).click().run()
+    assert_clean(at)
+    assert len(session.provenance) == 2
+    after = session.evaluate()["shifted_accuracy"]
+    assert after > before
+    j = session.concepts.names.index("grass")
+    assert np.all(session.student.coef_[:, j, :] == 0)
+    # The tour ticks off the whole story.
+    assert [done for _, done in tour_steps(session)] == [True] * 6
+
+
+def test_bad_zip_upload_shows_an_error_and_keeps_the_session():
+    at = load_world(new_app(), 120)
+    session = at.session_state[state.SESSION]
+    at.radio(key=state.DATA_SOURCE).set_value("ZIP in ImageFolder layout").run()
+    at.file_uploader(key=state.ZIP_UPLOAD).set_value(("broken.zip", b"this is not a zip", "application/zip")).run()
+    at.button(key=state.BTN_LOAD_ZIP).click().run()
+    assert_clean(at)
+    assert any("Not a readable ZIP" in e.value for e in at.error)
+    assert at.session_state[state.SESSION] is session and len(session.dataset) == 120
+
+
+def test_bad_predictions_file_keeps_earlier_results():
+    at = load_world(new_app(), 120)
+    at.button(key=state.BTN_TEACHER).click().run()
+    session = at.session_state[state.SESSION]
+    P = session.P.copy()
+    at.radio(key=state.TEACHER_KIND).set_value("Predictions file").run()
+    at.file_uploader(key=state.PREDICTIONS_UPLOAD).set_value(("p.csv", b"id,a\nx,1\n", "text/csv")).run()
+    at.button(key=state.BTN_TEACHER).click().run()
+    assert_clean(at)
+    assert any("1 classes, but the dataset has 6" in e.value for e in at.error)
+    assert np.array_equal(session.P, P)
+
+
+def test_hosted_deployments_hide_the_local_folder_source(monkeypatch):
+    monkeypatch.setenv("INFI_HOSTED", "1")
+    at = new_app()
+    assert "Local folder" not in at.radio(key=state.DATA_SOURCE).options
+    monkeypatch.setenv("INFI_HOSTED", "0")
+    at = new_app()
+    assert "Local folder" in at.radio(key=state.DATA_SOURCE).options
+
+
+def sidebar_app():
+    from infi.ui import state as st_keys
+    from infi.ui.sidebar import render_sidebar
+
+    render_sidebar(st_keys.get_session())
+
+
+def test_corrupt_session_bundle_is_refused_in_the_sidebar():
+    at = AppTest.from_function(sidebar_app, default_timeout=60).run()
+    session = at.session_state[state.SESSION]
+    at.sidebar.file_uploader(key=state.BUNDLE_UPLOAD).set_value(("x.infi", b"not a bundle", "application/zip")).run()
+    at.sidebar.button(key=state.BTN_LOAD_BUNDLE).click().run()
+    assert_clean(at)
+    assert any("not an Infi session" in e.value for e in at.error)
+    assert at.session_state[state.SESSION] is session

@@ -1,0 +1,168 @@
+"""ConceptStudent: fits soft teachers, stays sparse, refits under bounds, passes sklearn checks."""
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from infi.student import ConceptStudent
+from infi.tuning import ALL_CLASSES, TuningAction, apply_actions, empty_bounds
+
+
+def soft_problem(n=600, k=12, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, k)).astype(np.float32)
+    true_w = np.zeros((k, c), np.float32)
+    true_w[0, 0], true_w[1, 1], true_w[2, 2] = 8, 8, 8
+    logits = (X - 0.5) @ true_w
+    P = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return X, P.astype(np.float32)
+
+
+def test_fits_soft_teacher_with_high_fidelity_and_sparse_weights():
+    X, P = soft_problem()
+    student = ConceptStudent(n_members=5, alpha=1e-2, random_state=0).fit(X, P)
+    agree = (student.predict_proba(X).argmax(1) == P.argmax(1)).mean()
+    assert agree > 0.9
+    w = student.weights_
+    assert w.shape == (12, 3) and student.coef_.shape == (5, 12, 3)
+    # The informative concept carries each class; most others are shrunk to zero by the L1 term.
+    for c in range(3):
+        assert np.argmax(w[:, c]) == c
+    assert (np.abs(student.coef_) < 1e-6).mean() > 0.3
+    assert np.allclose(student.predict_proba(X).sum(1), 1, atol=1e-5)
+
+
+def test_same_seed_same_student_and_members_differ():
+    X, P = soft_problem()
+    a = ConceptStudent(n_members=4, random_state=3).fit(X, P)
+    b = ConceptStudent(n_members=4, random_state=3).fit(X, P)
+    assert np.array_equal(a.coef_, b.coef_)
+    assert not np.allclose(a.coef_[0], a.coef_[1])  # bootstrap weights differ per member
+    assert a.spread_.max() > 0
+
+
+def test_explain_sums_to_the_mean_member_logit():
+    X, P = soft_problem()
+    s = ConceptStudent(n_members=3, random_state=0).fit(X, P)
+    contrib = s.explain(X[:5], 1)
+    logit = contrib.sum(1) + s.intercept_[:, 1].mean()
+    manual = (((X[:5] - s.mean_) / s.scale_) @ s.coef_[:, :, 1].T + s.intercept_[:, 1]).mean(1)
+    assert np.allclose(logit, manual, atol=1e-4)
+
+
+def test_unfitted_student_raises_not_fitted():
+    with pytest.raises(NotFittedError):
+        ConceptStudent().predict(np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"n_members": 0}, "n_members"), ({"alpha": -1.0}, "alpha"),
+    ({"validation_fraction": 1.5}, "validation_fraction"),
+])
+def test_bad_parameters_are_named(bad, message):
+    X, P = soft_problem(n=50)
+    with pytest.raises(ValueError, match=message):
+        ConceptStudent(**bad).fit(X, P)
+
+
+def test_nan_teacher_probabilities_are_rejected():
+    X, P = soft_problem(n=50)
+    P[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ConceptStudent().fit(X, P)
+
+
+def refit_setup():
+    X, P = soft_problem()
+    s = ConceptStudent(n_members=4, alpha=1e-3, random_state=0).fit(X, P)
+    concepts = [f"c{i}" for i in range(12)]
+    return X, P, s, concepts, ["a", "b", "c"]
+
+
+def test_remove_zeroes_the_concept_and_leaves_other_classes_untouched():
+    X, P, s, concepts, classes = refit_setup()
+    before = s.coef_.copy()
+    lo, hi = empty_bounds(s.coef_.shape)
+    lo, hi, touched = apply_actions([TuningAction("c0", "remove", "a")], s.coef_, lo, hi,
+                                    concepts, classes)
+    assert touched == [0]
+    s.refit(X, P, lo, hi, touched)
+    assert np.all(s.coef_[:, 0, 0] == 0)
+    assert np.array_equal(s.coef_[:, :, 1:], before[:, :, 1:])
+    # The class lost its best concept, so it agrees less with the teacher on class a.
+    assert (s.predict(X) == P.argmax(1)).mean() < 0.99
+
+
+def test_downtune_and_uptune_bound_magnitudes_with_sign_kept():
+    X, P, s, concepts, classes = refit_setup()
+    w0 = s.coef_[:, 1, 1].copy()
+    lo, hi = empty_bounds(s.coef_.shape)
+    lo, hi, touched = apply_actions([TuningAction("c1", "downtune", "b", scale=0.3)], s.coef_, lo,
+                                    hi, concepts, classes)
+    s.refit(X, P, lo, hi, touched)
+    assert np.all(np.abs(s.coef_[:, 1, 1]) <= 0.3 * np.abs(w0) + 1e-6)
+    assert np.all(np.sign(s.coef_[:, 1, 1]) * np.sign(w0) >= 0)
+    w1 = s.coef_[:, 2, 2].copy()
+    lo, hi, touched = apply_actions([TuningAction("c2", "uptune", "c", scale=1.5)], s.coef_, lo, hi,
+                                    concepts, classes)
+    s.refit(X, P, lo, hi, touched)
+    assert np.all(np.abs(s.coef_[:, 2, 2]) >= 1.5 * np.abs(w1) - 1e-5)
+    # Earlier bounds still hold after a later edit.
+    assert np.all(np.abs(s.coef_[:, 1, 1]) <= 0.3 * np.abs(w0) + 1e-6)
+
+
+def test_lock_keeps_weights_and_all_classes_touches_every_class():
+    X, P, s, concepts, classes = refit_setup()
+    w0 = s.coef_[:, 0, :].copy()
+    lo, hi = empty_bounds(s.coef_.shape)
+    lo, hi, touched = apply_actions([TuningAction("c0", "lock", ALL_CLASSES),
+                                     TuningAction("c5", "remove", ALL_CLASSES)],
+                                    s.coef_, lo, hi, concepts, classes)
+    assert touched == [0, 1, 2]
+    s.refit(X, P, lo, hi, touched)
+    assert np.allclose(s.coef_[:, 0, :], w0)
+    assert np.all(s.coef_[:, 5, :] == 0)
+
+
+def test_uptune_of_a_zero_weight_needs_a_magnitude():
+    X, P, s, concepts, classes = refit_setup()
+    s.coef_[:, 7, 0] = 0.0
+    lo, hi = empty_bounds(s.coef_.shape)
+    with pytest.raises(ValueError, match="magnitude"):
+        apply_actions([TuningAction("c7", "uptune", "a", scale=2.0)], s.coef_, lo, hi, concepts, classes)
+    lo, hi, touched = apply_actions([TuningAction("c7", "uptune", "a", scale=2.0, magnitude=-0.5)],
+                                    s.coef_, lo, hi, concepts, classes)
+    s.refit(X, P, lo, hi, touched)
+    assert np.all(s.coef_[:, 7, 0] <= -0.5 + 1e-6)
+
+
+@pytest.mark.parametrize("action, message", [
+    (TuningAction("nope", "remove"), "concept"),
+    (TuningAction("c0", "remove", "zzz"), "class_name"),
+    (TuningAction("c0", "downtune", scale=1.5), "scale"),
+    (TuningAction("c0", "uptune", scale=0.5), "scale"),
+    (TuningAction("c0", "explode"), "kind"),
+])
+def test_bad_actions_are_named(action, message):
+    X, P, s, concepts, classes = refit_setup()
+    lo, hi = empty_bounds(s.coef_.shape)
+    with pytest.raises(ValueError, match=message):
+        apply_actions([action], s.coef_, lo, hi, concepts, classes)
+
+
+# scikit-learn's estimator checks that apply to a classifier with hard labels; early stopping is
+# left on, as users run it, with small n_members to keep the checks fast. Expected to fail, with
+# the reason (scikit-learn runs them and reports an xfail):
+EXPECTED_FAILED_CHECKS = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "members draw Poisson bootstrap weights and an early-stopping split per row, so repeating "
+        "a row is not the same random draw as doubling its weight"
+    ),
+}
+
+
+@parametrize_with_checks([ConceptStudent(n_members=3, max_iter=100, random_state=0)],
+                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
