@@ -62,7 +62,7 @@ def test_student_sizes():
     small = prg.PRGStudent(proxies, "small", 64)
     assert prg.n_parameters(small) < 1_000_000
     big = prg.PRGStudent(torch.randn(10, 512), "resnet18", 32)
-    assert 10_000_000 < prg.n_parameters(big) < 12_500_000
+    assert 1_000_000 < prg.n_parameters(big) < 2_500_000
     assert small(torch.rand(2, 3, 64, 64)).shape == (2, 6)
     assert prg.PRGStudent(torch.randn(3, 16), "resnet18", 224)(torch.rand(1, 3, 224, 224)).shape == (1, 3)
 
