@@ -92,25 +92,16 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
         expect(page.get_by_text("Teacher accuracy").first).to_be_visible()
         shot("data")
 
-        page.get_by_role("link", name="Concepts", exact=True).click()
-        settle(page)
-        page.get_by_role("button", name="Extract concepts").click()
-        settle(page)
-        expect(page.get_by_text("Concepts ready").first).to_be_visible()
-        shot("concepts")
-
-        page.get_by_role("link", name="Distill", exact=True).click()
-        settle(page)
-        page.get_by_role("button", name="Distill the concept student").click()
-        settle(page)
-        expect(page.get_by_text("Fidelity (held-out)").first).to_be_visible()
-        shot("distill")
-
-        page.get_by_role("link", name="Fine-tune", exact=True).click()
-        settle(page)
-        page.get_by_role("button", name="Apply this edit").click()
-        settle(page)
+        # (sidebar link, button to press, text that proves it worked, screenshot name)
+        steps = [("Concepts", "Extract concepts", "Concepts ready", "concepts"),
+                 ("Distill", "Distill the concept student", "Fidelity (held-out)", "distill"),
+                 ("Fine-tune", "Apply this edit", "Shifted accuracy", "finetune")]
+        for link, button, proof, name in steps:
+            page.get_by_role("link", name=link, exact=True).click()
+            settle(page)
+            page.get_by_role("button", name=button).click()
+            settle(page)
+            expect(page.get_by_text(proof).first).to_be_visible()
+            shot(name)
         expect(page.get_by_text("Last change").first).to_be_visible()
-        expect(page.get_by_text("Shifted accuracy").first).to_be_visible()
-        shot("finetune")
         browser.close()
