@@ -201,7 +201,7 @@ class Session:
         return X
 
     def distill(self, n_members: int = 20, alpha: float = 1e-4, validation_share: float = 0.2,
-                max_iter: int = 300, progress: Progress | None = None) -> dict:
+                max_iter: int = 500, progress: Progress | None = None) -> dict:
         """Fit the concept student on the training split; returns held-out metrics."""
         if self.concepts is None or self.P is None:
             raise SessionError("Distilling needs teacher outputs and concept scores first")

