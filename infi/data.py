@@ -10,6 +10,7 @@ decompression-bomb warning is an error.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -41,22 +42,47 @@ class Skipped:
     reason: str
 
 
-def decode_image(data: bytes, name: str = "image") -> Image.Image:
-    """Decode bytes to an RGB image; bombs, truncation and unknown formats raise ValueError."""
+@contextlib.contextmanager
+def _image_errors(name: str):
+    """Pillow's failures as one ``ValueError`` naming the file; its bomb warning is an error."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data))
-            img.load()
-        except Image.DecompressionBombWarning as err:
-            raise ValueError(f"{name}: refused as a decompression bomb ({err})") from err
-        except Image.DecompressionBombError as err:
+            yield
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
             raise ValueError(f"{name}: refused as a decompression bomb ({err})") from err
         except UnidentifiedImageError:
             raise ValueError(f"{name}: not an image Pillow can read") from None
         except (OSError, SyntaxError, ValueError) as err:
             raise ValueError(f"{name}: corrupt or truncated image ({err})") from err
+
+
+def decode_image(data: bytes, name: str = "image") -> Image.Image:
+    """Decode bytes to an RGB image; bombs, truncation and unknown formats raise ValueError."""
+    with _image_errors(name):
+        img = Image.open(io.BytesIO(data))
+        img.load()
     return to_rgb(img)
+
+
+def check_image(data: bytes, name: str = "image") -> None:
+    """Validate bytes as an image without decoding its pixels where the format allows it.
+
+    PNG: every chunk's CRC and the end chunk are checked (truncation, flipped bytes). JPEG: the
+    header must parse and the end-of-image marker must be present (truncation). Anything else is
+    decoded in full. The pixels are decoded once, later, when they are used; a file that still
+    fails then raises the same clear ``ValueError`` naming it.
+    """
+    with _image_errors(name):
+        img = Image.open(io.BytesIO(data))
+        if img.format == "PNG":
+            img.verify()
+        elif img.format == "JPEG":
+            if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+                raise OSError("image file is truncated (no end-of-image marker)")
+        else:
+            img.load()
+            to_rgb(img)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -159,11 +185,11 @@ def from_world(world) -> ImageSet:
 def _from_blobs(named: list[tuple[str, bytes]], labels: list[int] | None,
                 class_names: tuple[str, ...] | None, source: dict,
                 skipped: list[Skipped]) -> ImageSet:
-    """Decode every blob once to validate it; keep the bytes, decode again lazily."""
+    """Validate every blob (``check_image``); keep the bytes and decode each one lazily."""
     ids, blobs, keep_labels = [], [], []
     for k, (name, blob) in enumerate(named):
         try:
-            decode_image(blob, name)
+            check_image(blob, name)
         except ValueError as err:
             skipped.append(Skipped(name, str(err).split(": ", 1)[-1]))
             continue

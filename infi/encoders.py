@@ -124,10 +124,14 @@ class ClipEncoder:
             batch = np.ascontiguousarray(images)
         else:
             batch = np.stack([_resize_crop(im, short, crop_h, crop_w) for im in images])
-        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).to(self.dtype)
-        mean = torch.tensor(ip.image_mean, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(ip.image_std, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
-        return (x * float(ip.rescale_factor) - mean) / std
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2)
+        x = x.to(self.dtype, memory_format=torch.contiguous_format)
+        # (x * rescale - mean) / std as one in-place multiply-add per element
+        std = torch.tensor(ip.image_std, device=self.device, dtype=torch.float64).view(1, 3, 1, 1)
+        mean = torch.tensor(ip.image_mean, device=self.device, dtype=torch.float64).view(1, 3, 1, 1)
+        scale = (float(ip.rescale_factor) / std).to(self.dtype)
+        shift = (-mean / std).to(self.dtype)
+        return x.mul_(scale).add_(shift)
 
     @torch.inference_mode()
     def embed_images(self, images: Sequence[Image.Image] | np.ndarray, batch_size: int = 64,

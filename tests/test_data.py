@@ -81,6 +81,45 @@ def test_decompression_bomb_is_an_error(monkeypatch):
         decode_image(png_bytes(size=12), "bomb.png")  # 144 pixels > 100: Pillow warns
 
 
+def _noisy(fmt):
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, fmt)
+    return buf.getvalue()
+
+
+def _truncated(fmt):
+    data = _noisy(fmt)
+    return data[: len(data) // 2]
+
+
+def _flipped_png():
+    data = bytearray(_noisy("PNG"))
+    data[len(data) // 2] ^= 0xFF  # inside the image data: the chunk CRC no longer matches
+    return bytes(data)
+
+
+@pytest.mark.parametrize("make_bad", [lambda: _truncated("PNG"), lambda: _truncated("JPEG"),
+                                      _flipped_png, lambda: _truncated("GIF")],
+                         ids=["truncated-png", "truncated-jpeg", "flipped-png", "truncated-gif"])
+def test_damaged_images_are_skipped_and_the_rest_survive(make_bad):
+    data = from_files([("ok.png", png_bytes()), ("bad.img", make_bad()), ("ok.jpg", png_bytes(fmt="JPEG"))])
+    assert data.ids == ["ok.png", "ok.jpg"]
+    assert [s.name for s in data.skipped] == ["bad.img"]
+    assert "corrupt or truncated" in data.skipped[0].reason
+    assert all(img.mode == "RGB" for img in data.images())
+
+
+def test_png_and_jpeg_are_validated_without_decoding_their_pixels(monkeypatch):
+    decoded = []
+    original = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self.format) or original(self))
+    data = from_files([("a.png", png_bytes(size=64)), ("b.jpg", png_bytes(size=64, fmt="JPEG"))])
+    assert decoded.count("JPEG") == 0 and decoded.count("PNG") <= 1  # verify() may read the header
+    decoded.clear()
+    data.images()
+    assert sorted(set(decoded)) == ["JPEG", "PNG"]  # the one real decode happens on use
+
+
 def test_files_with_csv_labels_and_mismatches():
     files = [("a.png", png_bytes()), ("b.png", png_bytes()), ("c.png", png_bytes())]
     data = from_files(files, b"image,label\na.png,cat\nb.png,dog\nmissing.png,cat\n")
