@@ -111,6 +111,20 @@ def test_export_round_trips(tiny_run, tmp_path):
     assert card["classes"] == list(targets.class_names) and card["parameters"] == prg.n_parameters(result.model)
 
 
+@pytest.mark.parametrize("arch, size", [("small", 64), ("resnet18", 32), ("resnet18", 224)])
+def test_inference_copy_folds_batchnorm_and_keeps_outputs(arch, size):
+    torch.manual_seed(0)
+    model = prg.PRGStudent(torch.randn(5, 16), arch, size)
+    model.train()
+    model(torch.rand(8, 3, size, size))  # move the running statistics off their defaults
+    model.eval()
+    fused = prg.for_inference(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.rand(3, 3, size, size)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), fused(x), atol=1e-4)
+
+
 def test_kd_and_feature_baselines_train(demo_encoder):
     world = generate_world(96, split="shifted", seed=52)
     teacher = ClipZeroShotTeacher(demo_encoder, world.class_names, templates=("a photo of a {}",))
