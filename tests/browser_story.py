@@ -92,16 +92,32 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
         expect(page.get_by_text("Teacher accuracy").first).to_be_visible()
         shot("data")
 
-        # (sidebar link, button to press, text that proves it worked, screenshot name)
-        steps = [("Concepts", "Extract concepts", "Concepts ready", "concepts"),
-                 ("Distill", "Distill the concept student", "Fidelity (held-out)", "distill"),
-                 ("Fine-tune", "Apply this edit", "Shifted accuracy", "finetune")]
-        for link, button, proof, name in steps:
+        def remove_grass_everywhere() -> None:
+            choose(page, "Class", "All classes")
+            choose(page, "Concept (most influential first)", "grass")
+            choose(page, "Action", "remove")
+
+        # (sidebar link, what to set first, button to press, text that proves it worked, screenshot)
+        steps = [("Concepts", None, "Extract concepts", "Concepts ready", "concepts"),
+                 ("Distill", None, "Distill the concept student", "Fidelity (held-out)", "distill"),
+                 ("Fine-tune", remove_grass_everywhere, "Apply this edit", "Shifted accuracy", "finetune")]
+        for link, prepare, button, proof, name in steps:
             page.get_by_role("link", name=link, exact=True).click()
             settle(page)
+            if prepare is not None:
+                prepare()
             page.get_by_role("button", name=button).click()
             settle(page)
             expect(page.get_by_text(proof).first).to_be_visible()
             shot(name)
-        expect(page.get_by_text("Last change").first).to_be_visible()
+        expect(page.get_by_text("Last change: remove grass on All classes")).to_be_visible()
         browser.close()
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick an option in a Streamlit selectbox by typing it, as a keyboard user would."""
+    box = page.get_by_role("combobox", name=label)
+    box.click()
+    page.keyboard.type(option)
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
