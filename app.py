@@ -8,12 +8,12 @@ from infi.ui import state
 from infi.ui.sidebar import render_sidebar
 
 logging.basicConfig(level=logging.INFO)
-st.set_page_config(page_title="Infi", page_icon="🔷", layout="wide")
+st.set_page_config(page_title="Infi", page_icon=":material/hub:", layout="wide")
 pages = [
-    st.Page("pages/data.py", title="Data & teacher", icon="🗂️", default=True),
-    st.Page("pages/concepts.py", title="Concepts", icon="🏷️"),
-    st.Page("pages/distill.py", title="Distill", icon="⚗️"),
-    st.Page("pages/finetune.py", title="Fine-tune", icon="🎛️"),
+    st.Page("pages/data.py", title="Data & teacher", icon=":material/folder_open:", default=True),
+    st.Page("pages/concepts.py", title="Concepts", icon=":material/label:"),
+    st.Page("pages/distill.py", title="Distill", icon=":material/science:"),
+    st.Page("pages/finetune.py", title="Fine-tune", icon=":material/tune:"),
 ]
 navigation = st.navigation(pages)
 session = state.get_session()

@@ -122,7 +122,7 @@ def teacher_picker(session: Session) -> None:
                                                     class_names=None if not up.name.endswith(".npy") else session.dataset.class_names,
                                                     kind=values, expected_classes=n_classes)
     elif kind == TEACHERS[2]:
-        st.warning(teachers.TORCHSCRIPT_WARNING, icon="⚠️")
+        st.warning(teachers.TORCHSCRIPT_WARNING, icon=":material/warning:")
         up = st.file_uploader("TorchScript model (.pt)", type=["pt", "pth", "ts"], key=state.TORCHSCRIPT_UPLOAD)
         size = st.number_input("Input size (pixels)", 16, 1024, 224, key=state.TORCHSCRIPT_SIZE)
         if up is not None and st.button("Run the TorchScript teacher", type="primary", key=state.BTN_TEACHER):

@@ -24,11 +24,11 @@ def guarded(what: str, fix: str = "") -> Iterator[None]:
         yield
     except EXPECTED as err:
         log.info("%s failed: %s", what, err)
-        st.error(f"**{what} failed.** {err}" + (f"\n\n{fix}" if fix else ""), icon="🚫")
+        st.error(f"**{what} failed.** {err}" + (f"\n\n{fix}" if fix else ""), icon=":material/error:")
     except Exception as err:  # noqa: BLE001 - nothing may reach the user as a traceback
         log.exception("%s failed unexpectedly", what)
         st.error(f"**{what} failed** with an unexpected {type(err).__name__}: {err}. "
-                 "The details are in the app's log; your earlier results are kept.", icon="🚫")
+                 "The details are in the app's log; your earlier results are kept.", icon=":material/error:")
 
 
 def progress_status(label: str) -> tuple[object, Callable[[int, int], None]]:

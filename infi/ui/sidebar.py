@@ -10,6 +10,9 @@ from infi.session import Session
 from infi.ui import state
 from infi.ui.feedback import guarded
 
+# Streamlit's bundled Material Symbols font: these render offline and without an emoji font.
+DONE = ":green[:material/check_circle:]"
+TODO = ":gray[:material/radio_button_unchecked:]"
 STEP_LABELS = {"dataset": "Dataset", "teacher": "Teacher", "concepts": "Concepts", "student": "Student"}
 
 
@@ -34,11 +37,11 @@ def tour_steps(session: Session) -> list[tuple[str, bool]]:
 def render_sidebar(session: Session) -> None:
     st.sidebar.subheader("Pipeline")
     for key, line in session.status().items():
-        mark = "✅" if line else "⬜"
+        mark = DONE if line else TODO
         st.sidebar.markdown(f"{mark} **{STEP_LABELS[key]}** — {line or 'not done'}")
     with st.sidebar.expander("Classroom tour: the five-minute story", expanded=session.student is None):
         for i, (text, done) in enumerate(tour_steps(session), 1):
-            st.markdown(f"{'✅' if done else '⬜'} {i}. {text}")
+            st.markdown(f"{DONE if done else TODO} {i}. {text}")
     st.sidebar.subheader("Session")
     if session.concepts is not None and session.P is not None:
         with guarded("Saving the session"):
