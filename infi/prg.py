@@ -14,8 +14,11 @@ No ground-truth label is read during training; labels only evaluate.
 
 from __future__ import annotations
 
+import io
 import json
+import tempfile
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -404,14 +407,29 @@ def for_inference(model: nn.Module) -> nn.Module:
 
 def ms_per_image(model: nn.Module, image_size: int, batch: int = 16, repeats: int = 5) -> float:
     """CPU latency per image of the deployable (BN-folded) model: median of timed batches."""
+    return _median_ms_per_image(for_inference(model), image_size, batch, repeats)
+
+
+def image_tower_cost(clip_model, image_size: int, batch: int = 16, repeats: int = 5) -> tuple[int, float]:
+    """Parameters and ms per image of a CLIP image tower (vision model and projection, eager):
+    the model a user would otherwise deploy, timed like ``ms_per_image``."""
+    params = n_parameters(clip_model.vision_model) + n_parameters(clip_model.visual_projection)
+
+    def tower(x: torch.Tensor) -> torch.Tensor:
+        return clip_model.get_image_features(pixel_values=x)
+
+    return params, _median_ms_per_image(tower, image_size, batch, repeats)
+
+
+def _median_ms_per_image(forward: Callable, image_size: int, batch: int, repeats: int) -> float:
+    """One warm-up batch, then the median of ``repeats`` timed batches of random images."""
     x = torch.rand(batch, 3, image_size, image_size)
-    model = for_inference(model)
     with torch.inference_mode():
-        model(x)
+        forward(x)
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            model(x)
+            forward(x)
             times.append(time.perf_counter() - t0)
     return 1000 * float(np.median(times)) / batch
 
@@ -424,6 +442,19 @@ class PRGRun:
     targets: TeacherTargets
     image_size: int
     figures: dict
+    _export_zip: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def export_zip(self) -> bytes:
+        """The export (safetensors, JSON card, TorchScript) as one ZIP, built once: tracing takes
+        a second or more and a page asks for it on every rerun."""
+        if self._export_zip is None:
+            buf = io.BytesIO()
+            with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buf, "w") as zf:
+                for path in export(self.result, self.targets.class_names, self.image_size, Path(tmp),
+                                   self.figures).values():
+                    zf.write(path, path.name)
+            self._export_zip = buf.getvalue()
+        return self._export_zip
 
 
 def distill_images(images: np.ndarray, labels: np.ndarray | None, teacher, config: PRGConfig,
@@ -436,6 +467,10 @@ def distill_images(images: np.ndarray, labels: np.ndarray | None, teacher, confi
     figures = {"teacher_agreement": agreement(logits, targets.logits),
                "student_parameters": n_parameters(result.model),
                "student_ms_per_image": ms_per_image(result.model, images.shape[1])}
+    encoder = getattr(teacher, "encoder", None)
+    if encoder is not None:  # a CLIP teacher: what deploying its image tower instead would cost
+        params, ms = image_tower_cost(encoder.model, encoder.image_size)
+        figures.update(teacher_encoder=encoder.name, teacher_parameters=params, teacher_ms_per_image=ms)
     if labels is not None and (labels >= 0).any():
         known = labels >= 0
         figures["student_accuracy"] = float((logits.argmax(1)[known] == labels[known]).mean())

@@ -4,7 +4,7 @@ import streamlit as st
 
 from infi.ui import distill_view, prg_view, state
 
-CONCEPT, PRG = "Concept student", "PRG: compact CNN from CLIP zero-shot (no labels)"
+CONCEPT, PRG = distill_view.METHOD_LABEL, prg_view.METHOD_LABEL
 
 st.title("Distill")
 session = state.get_session()

@@ -5,8 +5,10 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
+from infi.session import load_encoder
 from infi.ui import state
 from infi.ui.finetune_view import editor_key, weight_table
+from infi.ui.prg_view import METHOD_LABEL as PRG
 from infi.ui.sidebar import tour_steps
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -79,6 +81,44 @@ def test_whole_demo_story_raises_shifted_accuracy():
     assert np.all(session.student.coef_[:, j, :] == 0)
     # The tour ticks off the whole story.
     assert [done for _, done in tour_steps(session)] == [True] * 6
+
+
+def test_prg_on_the_distill_page_trains_compares_and_exports():
+    at = load_world(new_app(), 120)
+    at.switch_page("pages/distill.py").run()
+    at.radio(key=state.METHOD).set_value(PRG).run()
+    at.number_input(key=state.PRG_EPOCHS).set_value(1)
+    at.button(key=state.BTN_PRG).click().run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    run = at.session_state[state.SESSION].prg_run
+    assert run is not None and len(run.result.history) == 1
+    labels = [m.label for m in at.metric]
+    assert {"Agreement with teacher", "Student accuracy", "Teacher accuracy"} <= set(labels)
+    sizes = at.dataframe[-1].value
+    teacher, student = sizes.iloc[0], sizes.iloc[1]
+    assert teacher["model"].startswith("teacher image encoder") and student["model"].startswith("PRG student")
+    tower = load_encoder("demo").model
+    tower_params = sum(p.numel() for m in (tower.vision_model, tower.visual_projection) for p in m.parameters())
+    assert teacher["parameters"] == tower_params and student["parameters"] == run.figures["student_parameters"]
+    assert teacher["ms per image (this machine)"] > 0 and student["ms per image (this machine)"] > 0
+    # A rerun (any widget touched) neither retrains nor re-times the teacher.
+    figures = dict(run.figures)
+    at.run()
+    assert_clean(at)
+    assert at.session_state[state.SESSION].prg_run is run and run.figures == figures
+
+
+def test_prg_without_class_names_says_so_and_keeps_the_dataset():
+    at = load_world(new_app(), 60)
+    at.switch_page("pages/distill.py").run()
+    at.radio(key=state.METHOD).set_value(PRG).run()
+    at.text_input(key=state.PRG_CLASSES).set_value("circle")
+    at.button(key=state.BTN_PRG).click().run()
+    assert_clean(at)
+    assert any("two class names" in e.value for e in at.error), [e.value for e in at.error]
+    session = at.session_state[state.SESSION]
+    assert session.prg_run is None and len(session.dataset) == 60
 
 
 def test_bad_zip_upload_shows_an_error_and_keeps_the_session():

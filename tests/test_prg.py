@@ -1,5 +1,9 @@
 """PRG: loss terms against hand-computed values, a short run, export round-trips."""
 
+import io
+import json
+import zipfile
+
 import numpy as np
 import pytest
 import torch
@@ -109,6 +113,24 @@ def test_export_round_trips(tiny_run, tmp_path):
     assert torch.allclose(eager, scripted, atol=1e-5)
     assert torch.allclose(eager, again, atol=1e-6)
     assert card["classes"] == list(targets.class_names) and card["parameters"] == prg.n_parameters(result.model)
+
+
+def test_run_figures_compare_with_the_clip_tower_and_the_export_zip_is_built_once(tiny_run, demo_encoder):
+    world = tiny_run[0]
+    teacher = ClipZeroShotTeacher(demo_encoder, tuple(COLOURS), templates=("a photo of a {} shape",))
+    run = prg.distill_images(world.images[:64], None, teacher, prg.PRGConfig(epochs=1, batch_size=32))
+    tower = demo_encoder.model
+    assert run.figures["teacher_parameters"] == (prg.n_parameters(tower.vision_model)
+                                                 + prg.n_parameters(tower.visual_projection))
+    assert run.figures["teacher_ms_per_image"] > 0 and run.figures["teacher_encoder"] == demo_encoder.name
+    assert "student_accuracy" not in run.figures  # no labels given, none reported
+    blob = run.export_zip()
+    assert run.export_zip() is blob
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        assert sorted(zf.namelist()) == ["prg_student.json", "prg_student.safetensors",
+                                         "prg_student.torchscript.pt"]
+        card = json.loads(zf.read("prg_student.json"))
+    assert card["metrics"]["teacher_parameters"] == run.figures["teacher_parameters"]
 
 
 @pytest.mark.parametrize("arch, size", [("small", 64), ("resnet18", 32), ("resnet18", 224)])

@@ -10,6 +10,8 @@ from infi.session import Session
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
 
+METHOD_LABEL = "Concept student"
+
 
 def settings_and_run(session: Session) -> None:
     c1, c2, c3 = st.columns(3)

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import tempfile
-import zipfile
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
@@ -16,6 +11,7 @@ from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
 from infi.ui.resources import encoder
 
+METHOD_LABEL = "PRG: compact CNN from CLIP zero-shot (no labels)"
 TERMS = ("node", "edge", "relation", "pseudo")
 
 
@@ -73,36 +69,13 @@ def results(session: Session) -> None:
     keep = ["epoch", "loss", "val_agreement"]
     st.altair_chart(charts.loss_curves([{k: h[k] for k in keep} for h in run.result.history],
                                        "PRG: loss and teacher agreement"), width="stretch")
-    enc = encoder(session.encoder_id or "demo")
-    vision = enc.model.vision_model
-    teacher_params = sum(p.numel() for p in vision.parameters()) + sum(
-        p.numel() for p in enc.model.visual_projection.parameters())
-    teacher_ms = prg.ms_per_image(_Tower(enc.model), enc.image_size)
-    st.dataframe(pd.DataFrame([
-        {"model": f"teacher image encoder ({enc.name})", "parameters": teacher_params,
-         "ms per image (this machine)": round(teacher_ms, 2)},
-        {"model": f"PRG student ({run.result.config.arch})", "parameters": f["student_parameters"],
-         "ms per image (this machine)": round(f["student_ms_per_image"], 2)},
-    ]), hide_index=True, width="stretch")
+    rows = [{"model": f"PRG student ({run.result.config.arch})", "parameters": f["student_parameters"],
+             "ms per image (this machine)": round(f["student_ms_per_image"], 2)}]
+    if "teacher_parameters" in f:
+        rows.insert(0, {"model": f"teacher image encoder ({f['teacher_encoder']})",
+                        "parameters": f["teacher_parameters"],
+                        "ms per image (this machine)": round(f["teacher_ms_per_image"], 2)})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     with guarded("Preparing the PRG export"):
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = prg.export(run.result, run.targets.class_names, run.image_size, Path(tmp), f)
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w") as zf:
-                for p in paths.values():
-                    zf.write(p, p.name)
-        st.download_button("Download the PRG student (safetensors + card + TorchScript)", buf.getvalue(),
+        st.download_button("Download the PRG student (safetensors + card + TorchScript)", run.export_zip(),
                            "prg_student.zip")
-
-
-class _Tower:
-    """The CLIP image tower as a callable module-like object, for timing."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def eval(self):
-        return self
-
-    def __call__(self, x):
-        return self.model.get_image_features(pixel_values=x)
