@@ -9,6 +9,7 @@ never unpickled: NPY loads with ``allow_pickle=False``, Parquet and CSV are data
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -192,6 +193,28 @@ class DemoTeacherAdapter:
                         progress).astype(np.float32)
 
 
+PICKLE_HINT = ("Infi never unpickles uploaded files; export the model with torch.jit.script or "
+               "torch.jit.trace and torch.jit.save instead")
+
+
+def torchscript_problem(path: str | Path) -> str | None:
+    """Why a file is not a TorchScript archive, read from its ZIP directory alone (nothing is
+    loaded): torch.save files (pickles) are named as such. None when it looks like TorchScript."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        with open(path, "rb") as fh:
+            pickled = fh.read(1) == b"\x80"
+        return (f"a pickled file (torch.save, legacy format); {PICKLE_HINT}" if pickled else
+                "not a TorchScript model (TorchScript files are ZIP archives written by torch.jit.save)")
+    if not any("/code/" in n or n.startswith("code/") for n in names):
+        pickled = any(n.endswith("data.pkl") for n in names)
+        return (f"a torch.save checkpoint (a pickle), not TorchScript; {PICKLE_HINT}" if pickled else
+                "not a TorchScript model (a ZIP without TorchScript code)")
+    return None
+
+
 @dataclass
 class TorchScriptTeacher:
     """A TorchScript image classifier: RGB float input [B,3,S,S] in [0,1], normalized with
@@ -206,6 +229,9 @@ class TorchScriptTeacher:
     warning: str = TORCHSCRIPT_WARNING
 
     def __post_init__(self) -> None:
+        problem = torchscript_problem(self.path)
+        if problem:
+            raise ValueError(f"{Path(self.path).name}: {problem}")
         try:
             self._module = torch.jit.load(self.path, map_location="cpu")
         except Exception as err:  # torch raises RuntimeError and others for non-TorchScript files
@@ -247,7 +273,8 @@ class HFClassifierTeacher:
             self._model = AutoModelForImageClassification.from_pretrained(self.model_id, local_files_only=local)
             self._processor = AutoImageProcessor.from_pretrained(self.model_id, local_files_only=local)
         except OSError as err:
-            raise OSError(f"Could not load the classifier {self.model_id!r}: {err}. Offline, give a "
+            raise OSError(f"Could not load the classifier {self.model_id!r}: {str(err).rstrip('.')}. "
+                          "Offline, give a "
                           "local folder saved with save_pretrained, or use a predictions file.") from err
         self._model.eval()
         id2label = self._model.config.id2label

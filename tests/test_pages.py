@@ -145,6 +145,28 @@ def test_bad_predictions_file_keeps_earlier_results():
     assert np.array_equal(session.P, P)
 
 
+def test_pickled_model_uploaded_as_torchscript_is_named_and_leaves_nothing_on_disk(tmp_path, monkeypatch):
+    import io
+    import tempfile
+
+    import torch
+
+    at = load_world(new_app(), 60)
+    at.button(key=state.BTN_TEACHER).click().run()
+    session = at.session_state[state.SESSION]
+    P = session.P.copy()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    blob = io.BytesIO()
+    torch.save(torch.nn.Linear(3, 6), blob)
+    at.radio(key=state.TEACHER_KIND).set_value("TorchScript file").run()
+    at.file_uploader(key=state.TORCHSCRIPT_UPLOAD).set_value(("evil.pt", blob.getvalue(), "application/octet-stream")).run()
+    at.button(key=state.BTN_TEACHER).click().run()
+    assert_clean(at)
+    assert any("evil.pt: a torch.save checkpoint" in e.value for e in at.error), [e.value for e in at.error]
+    assert np.array_equal(session.P, P)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_hosted_deployments_hide_the_local_folder_source(monkeypatch):
     monkeypatch.setenv("INFI_HOSTED", "1")
     at = new_app()

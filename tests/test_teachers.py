@@ -105,6 +105,21 @@ def test_torchscript_teacher_runs_and_warns(tmp_path, images):
         TorchScriptTeacher(str(tmp_path / "bad.pt"), ("a", "b"))
 
 
+@pytest.mark.parametrize("save", [
+    lambda path: torch.save(torch.nn.Linear(3, 2), path),                       # a whole pickled model
+    lambda path: torch.save({"w": torch.zeros(2)}, path),                        # a checkpoint
+    lambda path: torch.save(torch.nn.Linear(3, 2), path, _use_new_zipfile_serialization=False),  # legacy
+])
+def test_torch_save_files_are_named_as_pickles_and_never_loaded(tmp_path, save, monkeypatch):
+    path = tmp_path / "model.pt"
+    save(str(path))
+    monkeypatch.setattr(torch.jit, "load", lambda *a, **k: pytest.fail("a pickle reached torch.jit.load"))
+    with pytest.raises(ValueError) as err:
+        TorchScriptTeacher(str(path), ("a", "b"))
+    message = str(err.value)
+    assert message.startswith("model.pt: ") and "torch.save" in message and "torch.jit.save" in message
+
+
 def test_zero_shot_weights_confident_templates_more(demo_encoder):
     teacher = ClipZeroShotTeacher(demo_encoder, ("circle", "square"), templates=("a {}", "{}"))
     per_template = np.stack([np.array([[5.0, 0.0], [0.0, 5.0]]), np.zeros((2, 2))])

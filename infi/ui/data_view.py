@@ -126,13 +126,13 @@ def teacher_picker(session: Session) -> None:
         up = st.file_uploader("TorchScript model (.pt)", type=["pt", "pth", "ts"], key=state.TORCHSCRIPT_UPLOAD)
         size = st.number_input("Input size (pixels)", 16, 1024, 224, key=state.TORCHSCRIPT_SIZE)
         if up is not None and st.button("Run the TorchScript teacher", type="primary", key=state.BTN_TEACHER):
-            with guarded(f"Loading {up.name}", "Export the model with torch.jit.script or torch.jit.trace."):
+            with guarded(f"Loading {up.name}"):
                 if not session.dataset.class_names:
                     raise ValueError("this dataset has no class names; use a labelled ZIP or CSV")
-                with tempfile.NamedTemporaryFile(suffix=".pt", delete=False) as fh:
-                    fh.write(up.getvalue())
-                teacher = teachers.TorchScriptTeacher(fh.name, session.dataset.class_names, int(size))
-                Path(fh.name).unlink(missing_ok=True)
+                with tempfile.TemporaryDirectory() as tmp:  # under the upload's own name, for messages
+                    path = Path(tmp) / (Path(up.name).name or "model.pt")
+                    path.write_bytes(up.getvalue())
+                    teacher = teachers.TorchScriptTeacher(str(path), session.dataset.class_names, int(size))
     elif kind == TEACHERS[3]:
         model_id = st.text_input("Hub id or local folder", key=state.HF_MODEL_ID,
                                  placeholder="google/vit-base-patch16-224")
