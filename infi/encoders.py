@@ -9,13 +9,14 @@ projection.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from infi.hub import failure_detail, is_local
 
 DEMO_ENCODER = "demo"
 DEFAULT_PHOTO_ENCODER = "openai/clip-vit-base-patch32"
@@ -102,13 +103,13 @@ class ClipEncoder:
 
             model, processor = load_demo_encoder()
             return cls(model, processor, DEMO_ENCODER, device)
-        local = Path(name_or_path).expanduser().is_dir()
+        local = is_local(name_or_path)
         try:
             model = CLIPModel.from_pretrained(name_or_path, local_files_only=local)
             processor = CLIPProcessor.from_pretrained(name_or_path, local_files_only=local)
         except OSError as err:
             raise OSError(
-                f"Could not load the CLIP checkpoint {name_or_path!r}: {err}. If this machine is "
+                f"Could not load the CLIP checkpoint {name_or_path!r}: {failure_detail(err)}. If this machine is "
                 "offline, use the bundled demo encoder ('demo') or a local folder holding a CLIP "
                 "checkpoint saved with save_pretrained."
             ) from err

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from infi.data import ImageSet
+from infi.hub import failure_detail, is_local
 
 Progress = Callable[[int, int], None]
 TORCHSCRIPT_WARNING = ("A TorchScript file is a program: loading it runs its code with your "
@@ -268,12 +269,12 @@ class HFClassifierTeacher:
     def __post_init__(self) -> None:
         from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-        local = Path(self.model_id).expanduser().is_dir()
+        local = is_local(self.model_id)
         try:
             self._model = AutoModelForImageClassification.from_pretrained(self.model_id, local_files_only=local)
             self._processor = AutoImageProcessor.from_pretrained(self.model_id, local_files_only=local)
         except OSError as err:
-            raise OSError(f"Could not load the classifier {self.model_id!r}: {str(err).rstrip('.')}. "
+            raise OSError(f"Could not load the classifier {self.model_id!r}: {failure_detail(err)}. "
                           "Offline, give a "
                           "local folder saved with save_pretrained, or use a predictions file.") from err
         self._model.eval()

@@ -74,5 +74,18 @@ def test_unreachable_hub_id_names_the_offline_alternatives():
         ClipEncoder.load("no-such-org/no-such-clip")
 
 
+@pytest.mark.parametrize("ref", ["/no/such/clip", "./clip-checkpoint", "~/models/clip", "a/b/c"])
+def test_missing_local_folder_is_named_as_a_folder_not_a_hub_id(ref):
+    with pytest.raises(FileNotFoundError, match="no folder") as err:
+        ClipEncoder.load(ref)
+    assert ref in str(err.value) and "Repo id" not in str(err.value)
+
+
+def test_existing_folder_without_a_checkpoint_says_what_is_missing(tmp_path):
+    with pytest.raises(OSError, match="model.safetensors") as err:
+        ClipEncoder.load(str(tmp_path))
+    assert ".." not in str(err.value).replace(str(tmp_path), "")
+
+
 def test_device_and_dtype_default_to_cpu_float32(tiny):
     assert tiny.device.type == "cpu" and tiny.dtype == torch.float32

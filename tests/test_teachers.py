@@ -120,6 +120,13 @@ def test_torch_save_files_are_named_as_pickles_and_never_loaded(tmp_path, save, 
     assert message.startswith("model.pt: ") and "torch.save" in message and "torch.jit.save" in message
 
 
+def test_hf_classifier_from_a_missing_folder_is_named_as_a_folder():
+    from infi.teachers import HFClassifierTeacher
+
+    with pytest.raises(FileNotFoundError, match="no folder '/no/such/classifier'"):
+        HFClassifierTeacher("/no/such/classifier")
+
+
 def test_zero_shot_weights_confident_templates_more(demo_encoder):
     teacher = ClipZeroShotTeacher(demo_encoder, ("circle", "square"), templates=("a {}", "{}"))
     per_template = np.stack([np.array([[5.0, 0.0], [0.0, 5.0]]), np.zeros((2, 2))])
