@@ -115,9 +115,12 @@ class PredictionsTeacher:
 
 def load_predictions(data: bytes | str | Path, filename: str, class_names: Sequence[str] | None = None,
                      kind: str = "auto", expected_classes: int | None = None) -> PredictionsTeacher:
-    """Parse a predictions file by its extension (.csv, .parquet, .npy)."""
+    """Parse a predictions file by its extension (.csv, .parquet, .npy): ``data`` is a path, the
+    file's bytes, or CSV text."""
     if kind not in ("auto", "probabilities", "logits"):
         raise ValueError(f"kind: choose 'auto', 'probabilities' or 'logits', got {kind!r}")
+    if isinstance(data, Path) and not data.is_file():
+        raise FileNotFoundError(f"{filename}: no file at {data}")
     raw = Path(data).read_bytes() if isinstance(data, (str, Path)) and Path(str(data)).is_file() else data
     if isinstance(raw, str):
         raw = raw.encode()

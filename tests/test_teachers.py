@@ -78,6 +78,11 @@ def test_predictions_file_errors_are_named(images, mutate, message):
         teacher.predict_proba(images)
 
 
+def test_missing_predictions_path_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no file at .*nope.csv"):
+        load_predictions(tmp_path / "nope.csv", "nope.csv")
+
+
 def test_wrong_class_count_missing_id_column_and_bad_suffix(images):
     P = np.random.default_rng(4).dirichlet(np.ones(3), size=6)
     with pytest.raises(ValueError, match="3 classes, but the dataset has 6"):
