@@ -153,8 +153,29 @@ def test_cli_and_session_give_identical_students(tmp_path, monkeypatch):
     assert cli.main(["tune", "--session", str(out), "--actions", str(actions), "--out", str(out)]) == 2
 
 
+def test_cli_reads_a_predictions_file_and_names_a_missing_one(tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    monkeypatch.setenv("INFI_CACHE_DIR", str(tmp_path / "cache"))
+    data = from_world(generate_world(120, seed=21))
+    teacher = DemoTeacherAdapter()
+    P = teacher.predict_proba(data)
+    table = pd.DataFrame(P, columns=list(teacher.class_names))
+    table.insert(0, "id", list(data.ids))
+    preds = tmp_path / "teacher.csv"
+    table.iloc[::-1].to_csv(preds, index=False)  # any row order: matched by id
+    out = tmp_path / "p.infi"
+    assert cli.main(["distill", "--world", "biased:120:21", "--teacher", f"predictions:{preds}",
+                     "--members", "2", "--out", str(out)]) == 0
+    assert np.allclose(load_session(out.read_bytes()).P, P, atol=1e-6)
+    capsys.readouterr()
+    assert cli.main(["distill", "--world", "biased:120:21", "--teacher", "predictions:typo.csv",
+                     "--out", str(out)]) == 2
+    assert "typo.csv: no file at typo.csv" in capsys.readouterr().err
+
+
 def test_cli_help_for_each_command(capsys):
-    for command in ("embed", "concepts", "distill", "tune", "export"):
+    for command in ("embed", "concepts", "distill", "tune", "export", "prg"):
         with pytest.raises(SystemExit) as exit_:
             cli.main([command, "--help"])
         assert exit_.value.code == 0
