@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from infi.bundle import load_session
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -111,6 +113,11 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
             expect(page.get_by_text(proof).first).to_be_visible()
             shot(name)
         expect(page.get_by_text("Last change: remove grass on All classes")).to_be_visible()
+        # The bundle is built on click (deferred download); it must hold the edit just made.
+        with page.expect_download(timeout=60_000) as download:
+            page.get_by_role("button", name="Save session (.infi)").click()
+        restored = load_session(Path(download.value.path()).read_bytes())
+        assert [step.label for step in restored.provenance.steps] == ["fit", "remove grass on All classes"]
         browser.close()
 
 

@@ -121,6 +121,25 @@ def test_prg_without_class_names_says_so_and_keeps_the_dataset():
     assert session.prg_run is None and len(session.dataset) == 60
 
 
+def test_export_files_built_on_click_hold_the_session(tmp_path):
+    import io
+    import zipfile
+
+    import pandas as pd
+
+    from infi.ui.finetune_view import concept_parquet, student_zip
+    from tests.test_session import demo_session
+
+    session = demo_session(n=120, members=2)
+    frame = pd.read_parquet(io.BytesIO(concept_parquet(session)))
+    assert list(frame.index) == list(session.dataset.ids) and list(frame.columns) == list(session.concepts.names)
+    assert np.array_equal(frame.to_numpy(), session.concepts.X)
+    with zipfile.ZipFile(io.BytesIO(student_zip(session))) as zf:
+        names = sorted(zf.namelist())
+        card = zf.read(next(n for n in names if n.endswith(".json")))
+    assert any(n.endswith(".safetensors") for n in names) and b"fidelity" in card
+
+
 def test_bad_zip_upload_shows_an_error_and_keeps_the_session():
     at = load_world(new_app(), 120)
     session = at.session_state[state.SESSION]

@@ -158,23 +158,35 @@ def provenance(session: Session) -> None:
 
 
 def downloads(session: Session) -> None:
+    """Each file is built when its button is clicked (deferred), not on every rerun: at 10,000
+    images x 584 concepts the bundle and the Parquet matrix alone took ~1.9 s per rerun."""
     st.subheader("Export")
     c1, c2, c3, c4 = st.columns(4)
-    with guarded("Preparing the exports"):
-        with tempfile.TemporaryDirectory() as tmp:
-            weights, card = export_student(session.student, session.concepts.names, session.class_names,
-                                           Path(tmp), session.evaluate())
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w") as zf:
-                zf.write(weights, weights.name)
-                zf.write(card, card.name)
-        c1.download_button("Student (safetensors + card)", buf.getvalue(), "student.zip", width="stretch")
-        c2.download_button("Provenance (JSON)", session.provenance.to_json(), "provenance.json",
-                           mime="application/json", width="stretch")
-        ids = session.dataset.ids if session.dataset is not None else [str(i) for i in range(len(session.P))]
-        frame = pd.DataFrame(session.concepts.X, columns=list(session.concepts.names), index=ids)
-        parquet = io.BytesIO()
-        frame.to_parquet(parquet)
-        c3.download_button("Concept matrix (Parquet)", parquet.getvalue(), "concepts.parquet", width="stretch")
-        c4.download_button("Session bundle (.infi)", save_session(session), "session.infi", width="stretch")
+    c1.download_button("Student (safetensors + card)", lambda: student_zip(session), "student.zip",
+                       mime="application/zip", on_click="ignore", width="stretch")
+    c2.download_button("Provenance (JSON)", session.provenance.to_json, "provenance.json",
+                       mime="application/json", on_click="ignore", width="stretch")
+    c3.download_button("Concept matrix (Parquet)", lambda: concept_parquet(session), "concepts.parquet",
+                       mime="application/vnd.apache.parquet", on_click="ignore", width="stretch")
+    c4.download_button("Session bundle (.infi)", lambda: save_session(session), "session.infi",
+                       mime="application/zip", on_click="ignore", width="stretch")
 
+
+def student_zip(session: Session) -> bytes:
+    """The student as safetensors plus its JSON card (with held-out metrics), zipped."""
+    with tempfile.TemporaryDirectory() as tmp:
+        weights, card = export_student(session.student, session.concepts.names, session.class_names,
+                                       Path(tmp), session.evaluate())
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.write(weights, weights.name)
+            zf.write(card, card.name)
+    return buf.getvalue()
+
+
+def concept_parquet(session: Session) -> bytes:
+    """The concept matrix X as Parquet, one row per image id, one column per concept."""
+    ids = session.dataset.ids if session.dataset is not None else [str(i) for i in range(len(session.P))]
+    buf = io.BytesIO()
+    pd.DataFrame(session.concepts.X, columns=list(session.concepts.names), index=ids).to_parquet(buf)
+    return buf.getvalue()
