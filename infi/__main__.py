@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from infi import data as data_mod
-from infi.bundle import export_student, load_session, save_session
+from infi.bundle import concept_frame, export_student, load_session, save_session
 from infi.cache import ArrayCache, default_cache_dir
 from infi.concepts import REGION_MODES
 from infi.corpus import Corpus, parse_concept_file, preset, preset_names
@@ -181,10 +181,7 @@ def cmd_export(args) -> int:
                                                    session.class_names, out, session.evaluate())]
         (out / "provenance.json").write_text(session.provenance.to_json())
         written.append(str(out / "provenance.json"))
-    ids = session.dataset.ids if session.dataset is not None else [str(i) for i in range(len(session.P))]
-    table = pd.DataFrame(session.concepts.X, columns=list(session.concepts.names), index=ids)
-    table.index.name = "id"
-    table.to_parquet(out / "concepts.parquet")
+    concept_frame(session).to_parquet(out / "concepts.parquet")
     written.append(str(out / "concepts.parquet"))
     print(json.dumps({"written": written}))
     return 0

@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 from safetensors.numpy import save_file
@@ -44,8 +45,8 @@ def save_session(session: Session) -> bytes:
         arrays["labels"] = np.asarray(session.labels, np.int64)
     manifest = {
         "format": FORMAT, "version": VERSION, "seed": session.seed,
-        "dataset": {"ids": session.dataset.ids if session.dataset is not None else None,
-                    **(session.dataset.describe() if session.dataset is not None else {})},
+        "dataset": ({"ids": list(session.dataset.ids), **session.dataset.describe()}
+                    if session.dataset is not None else session.dataset_ref or {"ids": None}),
         "teacher": session.teacher_name, "class_names": list(session.class_names or ()),
         "encoder": session.encoder_id, "corpus": session.corpus.to_dict() if session.corpus else None,
         "mode": session.mode, "concepts": list(session.concepts.names),
@@ -114,6 +115,13 @@ def _rebuild(manifest: dict, arrays: dict, provenance: Provenance, s: Session) -
         raise ValueError("array shapes do not match the manifest")
     s.seed = int(manifest["seed"])
     s.dataset = _regenerate(manifest["dataset"])
+    ids = manifest["dataset"].get("ids")
+    if s.dataset is None and ids is not None:
+        if len(ids) != len(P):
+            raise ValueError(f"the dataset lists {len(ids)} ids for {len(P)} rows")
+        s.dataset_ref = dict(manifest["dataset"])
+    else:
+        s.dataset_ref = None
     s.eval_sets = {}
     for name, desc in manifest.get("eval_sets", {}).items():
         images = _regenerate(desc)
@@ -151,6 +159,14 @@ def _regenerate(desc: dict) -> ImageSet | None:
     if images.content_hash != desc.get("content_hash"):
         raise ValueError("the regenerated Shapes World does not match the saved content hash")
     return images
+
+
+def concept_frame(session: Session) -> pd.DataFrame:
+    """The concept matrix X as a table: one row per image id (loaded or referenced), one column
+    per concept; what the Parquet export writes."""
+    frame = pd.DataFrame(session.concepts.X, columns=list(session.concepts.names), index=session.image_ids())
+    frame.index.name = "id"
+    return frame
 
 
 def export_student(student: ConceptStudent, concepts: tuple[str, ...], class_names: tuple[str, ...],

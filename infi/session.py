@@ -74,6 +74,9 @@ class Session:
     upper: np.ndarray | None = None
     provenance: Provenance = field(default_factory=Provenance)
     prg_run: object | None = None  # infi.prg.PRGRun: the annotation-free CNN branch
+    # A bundle of uploaded images holds their ids and content hash, not the images: this keeps
+    # that description until the same images are loaded again (see set_dataset).
+    dataset_ref: dict | None = None
 
     # --- invalidation ------------------------------------------------------------------------
 
@@ -109,7 +112,15 @@ class Session:
     # --- steps -------------------------------------------------------------------------------
 
     def set_dataset(self, images: ImageSet, eval_sets: dict[str, ImageSet] | None = None) -> list[str]:
-        """A new dataset clears every result computed from the old one; returns what was cleared."""
+        """A new dataset clears every result computed from the old one; returns what was cleared.
+        The images a loaded bundle refers to (same ids and content hash) are re-attached instead,
+        keeping every result."""
+        if self.reattaches(images):
+            self.dataset, self.dataset_ref = images, None
+            for name, extra in (eval_sets or {}).items():
+                self.eval_sets.setdefault(name, EvalSet(extra))
+            return []
+        self.dataset_ref = None
         cleared = self._clear_teacher() + self._clear_embeddings()
         if self.prg_run is not None:
             cleared.append("PRG student")
@@ -119,6 +130,20 @@ class Session:
         self.class_names = images.class_names
         self.labels = images.labels
         return sorted(set(cleared), key=cleared.index)
+
+    def image_ids(self) -> list[str]:
+        """The dataset's ids, whether its images are loaded or only referenced by a bundle."""
+        if self.dataset is not None:
+            return list(self.dataset.ids)
+        if self.dataset_ref and self.dataset_ref.get("ids") is not None:
+            return list(self.dataset_ref["ids"])
+        return [str(i) for i in range(len(self.P))] if self.P is not None else []
+
+    def reattaches(self, images: ImageSet) -> bool:
+        """Whether ``images`` are the ones this session's bundle was made from."""
+        ref = self.dataset_ref
+        return (self.dataset is None and ref is not None and images.content_hash == ref.get("content_hash")
+                and list(images.ids) == list(ref.get("ids") or ()))
 
     def run_teacher(self, teacher: Teacher, progress: Progress | None = None) -> list[str]:
         """Teacher probabilities for the dataset (and evaluation sets)."""
@@ -312,7 +337,9 @@ class Session:
     def status(self) -> dict[str, str | None]:
         """One line per pipeline step for the sidebar: None when the step is not done."""
         return {
-            "dataset": f"{len(self.dataset)} images" if self.dataset is not None else None,
+            "dataset": (f"{len(self.dataset)} images" if self.dataset is not None else
+                        f"{len(self.dataset_ref['ids'])} images referenced (not loaded)"
+                        if self.dataset_ref else None),
             "teacher": (f"{self.teacher_name}, {len(self.class_names)} classes"
                         if self.P is not None else None),
             "concepts": (f"{self.concepts.X.shape[1]} concepts ({self.mode})"

@@ -8,13 +8,15 @@ from infi.ui.concepts_view import concept_table, corpus_editor, encoder_picker, 
 
 st.title("Concepts")
 session = state.get_session()
-if session.dataset is None:
+detached = session.dataset is None and session.concepts is not None  # loaded from a bundle
+if session.dataset is None and not detached:
     st.info("Load a dataset on the **Data & teacher** page first.")
     st.stop()
-with st.expander("Encoder, concepts and regions", expanded=session.concepts is None):
-    encoder_id = encoder_picker()
-    corpus = corpus_editor(session)
-    extraction(session, encoder_id, corpus)
+if not detached:
+    with st.expander("Encoder, concepts and regions", expanded=session.concepts is None):
+        encoder_id = encoder_picker()
+        corpus = corpus_editor(session)
+        extraction(session, encoder_id, corpus)
 if session.concepts is None:
     st.info("Next: press **Extract concepts** to score every image on every concept.")
     st.stop()
@@ -22,11 +24,15 @@ st.caption(f"Encoder: {session.encoder_id} · regions: {session.concepts.mode} �
            f"{session.concepts.X.shape[1]} concepts × {session.concepts.X.shape[0]} images")
 concept_table(session)
 heatmap(session)
-left, right = st.columns(2)
-with left:
-    top_images(session)
-with right:
-    image_inspector(session)
+if detached:
+    st.info("The images of this session are not loaded (it came from a bundle), so top images "
+            "and patch overlays are hidden; load the same images on **Data & teacher** to see them.")
+else:
+    left, right = st.columns(2)
+    with left:
+        top_images(session)
+    with right:
+        image_inspector(session)
 if session.P is None:
     st.info("Run a teacher on the **Data & teacher** page to distill a student.")
 else:

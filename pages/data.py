@@ -3,12 +3,21 @@
 import streamlit as st
 
 from infi.ui import state
-from infi.ui.data_view import dataset_overview, dataset_picker, teacher_picker, teacher_summary
+from infi.ui.data_view import (
+    dataset_overview,
+    dataset_picker,
+    detached_dataset_notice,
+    teacher_picker,
+    teacher_summary,
+)
 
 st.title("Data & teacher")
 session = state.get_session()
 with st.expander("Choose a dataset", expanded=session.dataset is None):
     dataset_picker(session)
+if session.dataset is None and session.dataset_ref:
+    detached_dataset_notice(session)
+    st.stop()
 if session.dataset is None:
     st.info("No dataset yet. New here? Keep **Shapes World** selected and press **Load Shapes "
             "World**: it works offline and its concepts are known.")

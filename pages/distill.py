@@ -8,10 +8,14 @@ CONCEPT, PRG = distill_view.METHOD_LABEL, prg_view.METHOD_LABEL
 
 st.title("Distill")
 session = state.get_session()
-if session.dataset is None:
+if session.dataset is None and session.concepts is None:
     st.info("Load a dataset on the **Data & teacher** page first.")
     st.stop()
 method = st.radio("Method", (CONCEPT, PRG), key=state.METHOD, horizontal=True)
+if method == PRG and session.dataset is None:
+    st.info("PRG trains on the images themselves: load them on the **Data & teacher** page (this "
+            "session came from a bundle, which stores concepts and outputs, not images).")
+    st.stop()
 if method == PRG:
     with st.expander("PRG settings", expanded=session.prg_run is None):
         prg_view.settings_and_run(session)

@@ -140,6 +140,40 @@ def test_export_files_built_on_click_hold_the_session(tmp_path):
     assert any(n.endswith(".safetensors") for n in names) and b"fidelity" in card
 
 
+def test_a_bundle_without_its_images_still_drives_every_page_until_they_are_reloaded():
+    from infi.bundle import load_session, save_session
+    from tests.test_session import uploaded_session, world_as_zip
+
+    blob = world_as_zip(80, seed=31)
+    at = new_app()
+    at.session_state[state.SESSION] = load_session(save_session(uploaded_session(blob)))
+    at.run()
+    assert_clean(at)
+    assert any("loaded from a bundle" in i.value for i in at.info)
+    at.switch_page("pages/concepts.py").run()
+    assert_clean(at)
+    assert any("not loaded" in i.value for i in at.info) and len(at.dataframe) >= 1
+    at.switch_page("pages/distill.py").run()
+    assert_clean(at)
+    assert "Fidelity (held-out)" in [m.label for m in at.metric]
+    at.radio(key=state.METHOD).set_value(PRG).run()
+    assert any("PRG trains on the images" in i.value for i in at.info)
+    at.radio(key=state.METHOD).set_value("Concept student").run()
+    at.switch_page("pages/finetune.py").run()
+    assert_clean(at)
+    # Reloading the same ZIP re-attaches the images and keeps the student.
+    session = at.session_state[state.SESSION]
+    student = session.student
+    at.switch_page("pages/data.py").run()
+    at.radio(key=state.DATA_SOURCE).set_value("ZIP in ImageFolder layout").run()
+    at.file_uploader(key=state.ZIP_UPLOAD).set_value(("same.zip", blob, "application/zip")).run()
+    at.button(key=state.BTN_LOAD_ZIP).click().run()
+    assert_clean(at)
+    assert session.dataset is not None and session.student is student
+    # AppTest runs a switched-to page without app.py, which shows the notice: read what it would show.
+    assert "are kept" in at.session_state[state.NOTICE]
+
+
 def test_bad_zip_upload_shows_an_error_and_keeps_the_session():
     at = load_world(new_app(), 120)
     session = at.session_state[state.SESSION]

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from infi import __main__ as cli
-from infi.bundle import BundleError, export_student, load_session, save_session
+from infi.bundle import (
+    BundleError,
+    concept_frame,
+    export_student,
+    load_session,
+    save_session,
+)
 from infi.cache import ArrayCache, cache_key
 from infi.corpus import demo_corpus
 from infi.data import from_world
@@ -102,6 +108,58 @@ def test_bundle_round_trips_exactly(session, tmp_path):
     info = json.loads(card.read_text())
     assert info["classes"] == list(loaded.class_names) and len(info["concepts"]) == len(loaded.concepts.names)
     assert w.stat().st_size > 0
+
+
+def world_as_zip(n: int, seed: int) -> bytes:
+    """A Shapes World saved as an ImageFolder ZIP, i.e. uploaded images the bundle cannot rebuild."""
+    import io
+
+    from PIL import Image
+
+    world = generate_world(n, seed=seed)
+    members = {}
+    for i, (image, label) in enumerate(zip(world.images, world.labels)):
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, "PNG")
+        members[f"{world.class_names[label]}/img_{i:03d}.png"] = buf.getvalue()
+    return make_zip(members)
+
+
+def uploaded_session(blob: bytes) -> Session:
+    from infi.data import from_zip
+    from infi.session import load_encoder
+    from infi.teachers import ClipZeroShotTeacher
+
+    s = Session(seed=0)
+    s.set_dataset(from_zip(blob))
+    s.run_teacher(ClipZeroShotTeacher(load_encoder("demo"), s.dataset.class_names, ("a photo of a {}",)))
+    s.set_encoder("demo")
+    s.extract_concepts(demo_corpus(), "global")
+    s.distill(n_members=2)
+    return s
+
+
+def test_bundle_of_uploaded_images_keeps_their_reference_and_reattaches_them():
+    from infi.data import from_zip
+
+    blob = world_as_zip(80, seed=31)
+    original = uploaded_session(blob)
+    restored = load_session(save_session(original))
+    assert restored.dataset is None and restored.student is not None
+    assert restored.dataset_ref["content_hash"] == original.dataset.content_hash
+    assert restored.status()["dataset"] == "80 images referenced (not loaded)"
+    assert list(concept_frame(restored).index) == list(original.dataset.ids)  # exports keep the ids
+    # Saving again keeps the reference: nothing about the images is lost on a round trip.
+    again = load_session(save_session(restored))
+    assert again.dataset_ref["ids"] == list(original.dataset.ids)
+    # The same images come back without clearing anything ...
+    coef = restored.student.coef_.copy()
+    assert restored.set_dataset(from_zip(blob)) == []
+    assert restored.dataset.content_hash == original.dataset.content_hash and restored.dataset_ref is None
+    assert np.array_equal(restored.student.coef_, coef) and len(restored.provenance) == 1
+    # ... other images replace the session's results, and say so.
+    cleared = again.set_dataset(from_zip(world_as_zip(80, seed=32)))
+    assert "student and provenance" in cleared and again.student is None and again.dataset_ref is None
 
 
 def test_bundle_refuses_anything_that_is_not_a_bundle():

@@ -68,12 +68,27 @@ def dataset_picker(session: Session) -> None:
             with guarded(f"Reading {path}"):
                 loaded = (data_mod.from_folder(path), {})
     if loaded is not None:
+        reattached = session.reattaches(loaded[0])
         cleared = session.set_dataset(*loaded)
         msg = f"Loaded {len(loaded[0])} images."
-        if cleared:
+        if reattached:
+            msg = (f"These are the {len(loaded[0])} images of the loaded session: teacher outputs, "
+                   "concepts and the student are kept.")
+        elif cleared:
             msg += " Cleared: " + ", ".join(cleared) + " (they belonged to the previous dataset)."
         state.notify(msg)
         st.rerun()
+
+
+def detached_dataset_notice(session: Session) -> None:
+    """A session loaded from a bundle of uploaded images: say what is kept and how to see them."""
+    ref = session.dataset_ref
+    source = (ref.get("source") or {}).get("kind", "uploaded images")
+    st.info(f"This session was loaded from a bundle. Its {len(ref['ids'])} images ({source}, content "
+            f"hash {str(ref.get('content_hash'))[:12]}…) are referenced, not stored in it; the teacher "
+            "outputs, concepts, student and provenance are all here and the other pages work. To see "
+            "the images again, load the same images above: everything is kept. Loading different "
+            "images starts a new session.")
 
 
 def dataset_overview(session: Session) -> None:

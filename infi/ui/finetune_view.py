@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from infi.bundle import export_student, save_session
+from infi.bundle import concept_frame, export_student, save_session
 from infi.session import Session
 from infi.tuning import ALL_CLASSES, KINDS, TuningAction
 from infi.ui import state
@@ -186,7 +186,6 @@ def student_zip(session: Session) -> bytes:
 
 def concept_parquet(session: Session) -> bytes:
     """The concept matrix X as Parquet, one row per image id, one column per concept."""
-    ids = session.dataset.ids if session.dataset is not None else [str(i) for i in range(len(session.P))]
     buf = io.BytesIO()
-    pd.DataFrame(session.concepts.X, columns=list(session.concepts.names), index=ids).to_parquet(buf)
+    concept_frame(session).to_parquet(buf)
     return buf.getvalue()
