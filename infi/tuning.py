@@ -64,8 +64,18 @@ def apply_actions(actions: Sequence[TuningAction], coef: np.ndarray, lower: np.n
                   ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Tighten bounds [k, K, C] for each action given current weights ``coef`` [k, K, C].
 
-    Returns new (lower, upper) and the sorted indices of the classes touched.
+    Returns new (lower, upper) and the sorted indices of the classes touched. Two actions on the
+    same concept and target in one edit are an error (which one was meant?); a class-specific
+    action after an all-classes one refines it for that class.
     """
+    seen: dict[tuple[str, str], list[str]] = {}
+    for action in actions:
+        seen.setdefault((action.concept, action.class_name), []).append(action.kind)
+    for (concept, class_name), kinds in seen.items():
+        if len(kinds) > 1:
+            where = "all classes" if class_name == ALL_CLASSES else repr(class_name)
+            raise ValueError(f"actions: {concept!r} on {where} has {len(kinds)} actions in one edit "
+                             f"({', '.join(kinds)}); keep one")
     lower, upper = lower.copy(), upper.copy()
     concept_index = {c: i for i, c in enumerate(concepts)}
     class_index = {c: i for i, c in enumerate(class_names)}

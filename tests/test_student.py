@@ -190,6 +190,18 @@ def test_bad_actions_are_named(action, message):
         apply_actions([action], s.coef_, lo, hi, concepts, classes)
 
 
+def test_two_actions_on_the_same_concept_and_class_in_one_edit_are_refused():
+    X, P, s, concepts, classes = refit_setup()
+    lo, hi = empty_bounds(s.coef_.shape)
+    with pytest.raises(ValueError, match=r"'c3' on all classes has 2 actions in one edit \(remove, lock\)"):
+        apply_actions([TuningAction("c3", "remove"), TuningAction("c3", "lock")], s.coef_, lo, hi,
+                      concepts, classes)
+    # A class-specific action refining an all-classes one is allowed: the later one wins there.
+    lo, hi, touched = apply_actions([TuningAction("c3", "remove"), TuningAction("c3", "lock", "a")],
+                                    s.coef_, lo, hi, concepts, classes)
+    assert np.all(lo[:, 3, 0] == s.coef_[:, 3, 0]) and np.all(hi[:, 3, 1:] == 0)
+
+
 # scikit-learn's estimator checks that apply to a classifier with hard labels; early stopping is
 # left on, as users run it, with small n_members to keep the checks fast. Expected to fail, with
 # the reason (scikit-learn runs them and reports an xfail):
