@@ -71,7 +71,7 @@ def settle(page, timeout: float = 180_000) -> None:
 
 
 def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> None:
-    """Shapes World -> demo teacher -> concepts -> distill -> quick edit, with checks."""
+    """Shapes World -> demo teacher -> concepts -> distill -> quick edit -> PRG -> save, with checks."""
     from playwright.sync_api import expect, sync_playwright
 
     def shot(name: str) -> None:
@@ -99,10 +99,19 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
             choose(page, "Concept (most influential first)", "grass")
             choose(page, "Action", "remove")
 
+        def prg_for_two_epochs() -> None:
+            page.get_by_text("PRG: compact CNN from CLIP zero-shot").click()
+            settle(page)
+            page.get_by_role("spinbutton", name="Epochs").fill("2")
+            page.get_by_role("spinbutton", name="Epochs").press("Enter")
+            settle(page)
+
         # (sidebar link, what to set first, button to press, text that proves it worked, screenshot)
         steps = [("Concepts", None, "Extract concepts", "Concepts ready", "concepts"),
                  ("Distill", None, "Distill the concept student", "Fidelity (held-out)", "distill"),
-                 ("Fine-tune", remove_grass_everywhere, "Apply this edit", "Shifted accuracy", "finetune")]
+                 ("Fine-tune", remove_grass_everywhere, "Apply this edit",
+                  "Last change: remove grass on All classes", "finetune"),
+                 ("Distill", prg_for_two_epochs, "Distill with PRG", "Agreement with teacher", "prg")]
         for link, prepare, button, proof, name in steps:
             page.get_by_role("link", name=link, exact=True).click()
             settle(page)
@@ -112,7 +121,7 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
             settle(page)
             expect(page.get_by_text(proof).first).to_be_visible()
             shot(name)
-        expect(page.get_by_text("Last change: remove grass on All classes")).to_be_visible()
+        expect(page.get_by_role("button", name="Download the PRG student")).to_be_visible()
         # The bundle is built on click (deferred download); it must hold the edit just made.
         with page.expect_download(timeout=60_000) as download:
             page.get_by_role("button", name="Save session (.infi)").click()

@@ -56,3 +56,15 @@ def test_overlay_reddens_high_scoring_patches():
     out = charts.overlay(image, score)
     assert out.shape == (8, 8, 3)
     assert out[6, 6, 0] > out[1, 1, 0] and np.array_equal(out[1, 1], image[1, 1])
+
+
+def test_training_curves_put_loss_and_agreement_on_their_own_axes():
+    history = [{"epoch": 1, "loss": 5.7, "val_agreement": 0.4}, {"epoch": 2, "loss": 3.8, "val_agreement": 0.7}]
+    d, _ = spec(charts.loss_curves(history, "PRG"))
+    assert d["title"] == "PRG" and d["resolve"]["scale"]["y"] == "independent"
+    loss, rate = d["layer"]
+    data = d["datasets"]
+    assert {v["metric"] for v in data[loss["data"]["name"]]} == {"loss"}
+    assert {v["metric"] for v in data[rate["data"]["name"]]} == {"val_agreement"}
+    assert rate["encoding"]["y"]["scale"]["domain"] == [0, 1] and rate["encoding"]["y"]["axis"]["format"] == "%"
+    assert loss["encoding"]["x"]["axis"]["tickMinStep"] == 1  # whole epochs, not 1.05

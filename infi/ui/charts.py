@@ -102,13 +102,20 @@ def contributions_bars(contrib: np.ndarray, concepts: Sequence[str], title: str,
     )
 
 
-def loss_curves(history: list[dict], title: str = "Training") -> alt.Chart:
-    """Metrics by epoch, long format: one line per metric."""
+def loss_curves(history: list[dict], title: str = "Training") -> alt.LayerChart:
+    """Loss (left axis) and agreement or accuracy (right axis, 0–100%) by whole epoch: one scale
+    would flatten a 0–1 rate under a loss of 5."""
     frame = pd.DataFrame(history).melt("epoch", var_name="metric", value_name="value")
-    return alt.Chart(frame, title=title).mark_line(point=True).encode(
-        x=alt.X("epoch:Q", title="Epoch"), y=alt.Y("value:Q", title="Value"),
-        color=alt.Color("metric:N", title="Metric"), tooltip=["epoch", "metric", alt.Tooltip("value:Q", format=".3f")],
-    )
+    is_rate = frame["metric"].str.contains("agreement|acc")
+    x = alt.X("epoch:Q", title="Epoch", axis=alt.Axis(tickMinStep=1, format="d"))
+    color = alt.Color("metric:N", title="Metric")
+    tooltip = ["epoch", "metric", alt.Tooltip("value:Q", format=".3f")]
+    loss = alt.Chart(frame[~is_rate]).mark_line(point=True).encode(
+        x=x, y=alt.Y("value:Q", title="Loss", axis=alt.Axis(orient="left")), color=color, tooltip=tooltip)
+    rate = alt.Chart(frame[is_rate]).mark_line(point=True, strokeDash=[4, 2]).encode(
+        x=x, y=alt.Y("value:Q", title="Agreement with the teacher", scale=alt.Scale(domain=[0, 1]),
+                     axis=alt.Axis(format="%", orient="right")), color=color, tooltip=tooltip)
+    return alt.layer(loss, rate, title=title).resolve_scale(y="independent")
 
 
 def overlay(image: np.ndarray, score_map: np.ndarray, alpha: float = 0.55) -> np.ndarray:
