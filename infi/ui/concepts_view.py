@@ -94,8 +94,10 @@ def concept_table(session: Session) -> None:
         st.info(f"No concept contains “{query}”.")
     else:
         st.dataframe(frame.sort_values("mean score", ascending=False), hide_index=True, width="stretch",
-                     height=260, column_config={"mean score": st.column_config.ProgressColumn(
-                         min_value=0.0, max_value=float(matrix.X.max() or 1), format="%.3f")})
+                     height=260, column_config={
+                         "mean score": st.column_config.ProgressColumn(
+                             min_value=0.0, max_value=float(matrix.X.max() or 1), format="%.3f"),
+                         "max score": st.column_config.NumberColumn(format="%.3f")})
 
 
 def heatmap(session: Session) -> None:

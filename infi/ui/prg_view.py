@@ -75,7 +75,9 @@ def results(session: Session) -> None:
         rows.insert(0, {"model": f"teacher image encoder ({f['teacher_encoder']})",
                         "parameters": f["teacher_parameters"],
                         "ms per image (this machine)": round(f["teacher_ms_per_image"], 2)})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "parameters": st.column_config.NumberColumn(format="localized"),
+        "ms per image (this machine)": st.column_config.NumberColumn(format="%.2f")})
     with guarded("Preparing the PRG export"):
         st.download_button("Download the PRG student (safetensors + card + TorchScript)", run.export_zip(),
                            "prg_student.zip")
