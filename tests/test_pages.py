@@ -102,6 +102,7 @@ def test_prg_on_the_distill_page_trains_compares_and_exports():
     tower_params = sum(p.numel() for m in (tower.vision_model, tower.visual_projection) for p in m.parameters())
     assert teacher["parameters"] == tower_params and student["parameters"] == run.figures["student_parameters"]
     assert teacher["ms per image (this machine)"] > 0 and student["ms per image (this machine)"] > 0
+    assert any("deliberately tiny" in c.value for c in at.caption)  # why the student is not smaller here
     # A rerun (any widget touched) neither retrains nor re-times the teacher.
     figures = dict(run.figures)
     at.run()
