@@ -9,6 +9,12 @@ from pathlib import Path
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
+def is_hub_id(reference: str) -> bool:
+    """Shaped like a hub id ("name" or "namespace/name") and not a path on this machine."""
+    return (bool(HUB_ID.match(reference)) and not reference.startswith((".", "~"))
+            and not Path(reference).expanduser().exists())
+
+
 def is_local(reference: str) -> bool:
     """True for an existing folder; False for a hub id ("name" or "namespace/name").
 

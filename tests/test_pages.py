@@ -230,6 +230,24 @@ def test_hosted_deployments_hide_the_local_folder_source(monkeypatch):
     assert "Local folder" in at.radio(key=state.DATA_SOURCE).options
 
 
+def test_hosted_deployments_refuse_server_folders_as_models(monkeypatch):
+    monkeypatch.setenv("INFI_HOSTED", "1")
+    at = load_world(new_app(), 60)
+    at.radio(key=state.TEACHER_KIND).set_value("Transformers checkpoint").run()
+    at.text_input(key=state.HF_MODEL_ID).set_value("tests").run()  # a folder of this server
+    at.button(key=state.BTN_TEACHER).click().run()
+    assert_clean(at)
+    assert any("'tests': local folders are disabled" in e.value for e in at.error), [e.value for e in at.error]
+    at.switch_page("pages/concepts.py").run()
+    at.session_state[state.ENCODER_CHOICE] = "custom"
+    at.run()
+    at.text_input(key=state.ENCODER_CUSTOM).set_value("/etc").run()
+    at.button(key=state.BTN_EXTRACT).click().run()
+    assert_clean(at)
+    assert any("'/etc': local folders are disabled" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.session_state[state.SESSION].concepts is None
+
+
 def sidebar_app():
     from infi.ui import state as st_keys
     from infi.ui.sidebar import render_sidebar

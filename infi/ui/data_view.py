@@ -15,7 +15,7 @@ from infi.demo.world import SPLITS, generate_world
 from infi.session import Session
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
-from infi.ui.resources import demo_teacher, encoder
+from infi.ui.resources import allowed_reference, demo_teacher, encoder
 
 SOURCES = ("Shapes World (offline demo)", "ZIP in ImageFolder layout", "Images + CSV of labels",
            "Local folder")
@@ -153,7 +153,7 @@ def teacher_picker(session: Session) -> None:
                                  placeholder="google/vit-base-patch16-224")
         if model_id and st.button("Run the classifier", type="primary", key=state.BTN_TEACHER):
             with guarded(f"Loading {model_id}", "Offline? Use a local folder or a predictions file."):
-                teacher = teachers.HFClassifierTeacher(model_id)
+                teacher = teachers.HFClassifierTeacher(allowed_reference(model_id.strip()))
     else:
         default_classes = ", ".join(session.dataset.class_names or ())
         classes = st.text_input("Class names (comma-separated)", default_classes, key=state.ZS_CLASSES)
