@@ -92,7 +92,7 @@ def apply_actions(actions: Sequence[TuningAction], coef: np.ndarray, lower: np.n
                 else [class_index[action.class_name]])
         for c in cols:
             w0 = coef[:, j, c]
-            lo, hi = _bounds_for(action, w0)
+            lo, hi = _bounds_for(action, w0, class_names[c])
             lower[:, j, c] = np.maximum(lower[:, j, c], lo)
             upper[:, j, c] = np.minimum(upper[:, j, c], hi)
             # Conflicting edits (uptune after remove, say): the latest action wins.
@@ -102,7 +102,8 @@ def apply_actions(actions: Sequence[TuningAction], coef: np.ndarray, lower: np.n
     return lower, upper, sorted(touched)
 
 
-def _bounds_for(action: TuningAction, w0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _bounds_for(action: TuningAction, w0: np.ndarray, class_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds [k] for one concept and class from the members' current weights ``w0`` [k]."""
     inf = np.full_like(w0, np.inf)
     if action.kind == "remove":
         return np.zeros_like(w0), np.zeros_like(w0)
@@ -112,15 +113,21 @@ def _bounds_for(action: TuningAction, w0: np.ndarray) -> tuple[np.ndarray, np.nd
     target = x * w0
     if action.kind == "downtune":
         return np.minimum(target, 0), np.maximum(target, 0)
-    # uptune: |w| >= x|w0| with the sign of w0; where w0 ~ 0 the user's signed magnitude.
+    # uptune: |w| >= x|w0| with the sign of w0. Members where L1 zeroed the concept follow the
+    # ensemble (x times the member mean); where the mean is ~0 too, the user's signed magnitude.
     near_zero = np.abs(w0) < ZERO_WEIGHT
-    if near_zero.any() and action.magnitude is None:
-        raise ValueError(
-            f"magnitude: concept {action.concept!r} has weight ~0 on class {action.class_name!r}; "
-            "uptune it with a signed magnitude (e.g. 0.5 or -0.5)"
-        )
-    if action.magnitude is not None:
-        target = np.where(near_zero, action.magnitude, target)
+    if near_zero.any():
+        mean = float(w0.mean())
+        if action.magnitude is not None:
+            fill = action.magnitude
+        elif abs(mean) >= ZERO_WEIGHT:
+            fill = x * mean
+        else:
+            raise ValueError(
+                f"magnitude: concept {action.concept!r} has weight ~0 on class {class_name!r}; "
+                "uptune it with a signed magnitude (e.g. 0.5 or -0.5)"
+            )
+        target = np.where(near_zero, fill, target)
     lo = np.where(target > 0, target, -inf)
     hi = np.where(target > 0, inf, target)
     return lo, hi

@@ -176,6 +176,25 @@ def test_uptune_of_a_zero_weight_needs_a_magnitude():
     assert np.all(s.coef_[:, 7, 0] <= -0.5 + 1e-6)
 
 
+def test_uptune_where_some_members_dropped_the_concept_follows_the_ensemble():
+    X, P, s, concepts, classes = refit_setup()
+    s.coef_[:, 7, 0] = [0.0, 0.4, 0.6, 0.2]  # L1 zeroed it in one bootstrap member only
+    lo, hi = empty_bounds(s.coef_.shape)
+    lo, hi, touched = apply_actions([TuningAction("c7", "uptune", "a", scale=2.0)], s.coef_, lo, hi,
+                                    concepts, classes)
+    assert np.allclose(lo[:, 7, 0], [2 * 0.3, 0.8, 1.2, 0.4])  # the zero member: 2 x the member mean
+    s.refit(X, P, lo, hi, touched)
+    assert np.all(s.coef_[:, 7, 0] >= lo[:, 7, 0] - 1e-6)
+
+
+def test_uptune_on_all_classes_names_the_class_where_the_weight_is_zero():
+    X, P, s, concepts, classes = refit_setup()
+    s.coef_[:, 7, 1] = 0.0
+    lo, hi = empty_bounds(s.coef_.shape)
+    with pytest.raises(ValueError, match="weight ~0 on class 'b'"):
+        apply_actions([TuningAction("c7", "uptune", scale=2.0)], s.coef_, lo, hi, concepts, classes)
+
+
 @pytest.mark.parametrize("action, message", [
     (TuningAction("nope", "remove"), "concept"),
     (TuningAction("c0", "remove", "zzz"), "class_name"),
