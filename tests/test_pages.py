@@ -255,6 +255,27 @@ def sidebar_app():
     render_sidebar(st_keys.get_session())
 
 
+def test_loading_a_bundle_warns_what_it_replaces_and_says_so_after():
+    from infi.bundle import save_session
+    from infi.tuning import TuningAction
+    from infi.ui.sidebar import work_in
+    from tests.test_session import demo_session
+
+    current = demo_session(n=120, members=2)
+    current.tune([TuningAction("grass", "remove")])
+    assert work_in(current) == "teacher outputs, concept scores, student and 1 edit"
+    at = AppTest.from_function(sidebar_app, default_timeout=60).run()
+    at.session_state[state.SESSION] = current
+    blob = save_session(demo_session(n=120, members=2, seed=1))
+    at.sidebar.file_uploader(key=state.BUNDLE_UPLOAD).set_value(("other.infi", blob, "application/zip")).run()
+    assert any("replaces this session's teacher outputs" in w.value for w in at.warning)
+    at.sidebar.button(key=state.BTN_LOAD_BUNDLE).click().run()
+    assert_clean(at)
+    assert at.session_state[state.SESSION] is not current
+    assert "replaced the previous session's teacher outputs, concept scores, student and 1 edit" in \
+        at.session_state[state.NOTICE]
+
+
 def test_corrupt_session_bundle_is_refused_in_the_sidebar():
     at = AppTest.from_function(sidebar_app, default_timeout=60).run()
     session = at.session_state[state.SESSION]

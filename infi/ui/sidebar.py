@@ -50,8 +50,23 @@ def render_sidebar(session: Session) -> None:
     else:
         st.sidebar.caption("Save becomes available once teacher outputs and concepts exist.")
     upload = st.sidebar.file_uploader("Load a session (.infi)", type=["infi"], key=state.BUNDLE_UPLOAD)
+    replaced = work_in(session)
+    if upload is not None and replaced:
+        st.sidebar.warning(f"Loading replaces this session's {replaced}: save it first if you need it.")
     if upload is not None and st.sidebar.button("Load this session", width="stretch", key=state.BTN_LOAD_BUNDLE):
         with guarded("Loading the session", "Choose a .infi file saved by Infi."):
             state.replace_session(load_session(upload.getvalue()))
-            state.notify(f"Loaded session from {upload.name}.")
+            state.notify(f"Loaded session from {upload.name}."
+                         + (f" It replaced the previous session's {replaced}." if replaced else ""))
             st.rerun()
+
+
+def work_in(session: Session) -> str:
+    """What a user would lose by replacing this session, in words ('' when nothing)."""
+    parts = [name for name, present in (("teacher outputs", session.P is not None),
+                                         ("concept scores", session.concepts is not None),
+                                         ("PRG student", session.prg_run is not None)) if present]
+    if session.student is not None:
+        edits = len(session.provenance) - 1
+        parts.append(f"student and {edits} edit{'s' if edits != 1 else ''}")
+    return ", ".join(parts)
