@@ -9,10 +9,14 @@ from pathlib import Path
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
+def _hub_shaped(reference: str) -> bool:
+    """Written like a hub id ("name" or "namespace/name"), not like a relative or home path."""
+    return bool(HUB_ID.match(reference)) and not reference.startswith((".", "~"))
+
+
 def is_hub_id(reference: str) -> bool:
-    """Shaped like a hub id ("name" or "namespace/name") and not a path on this machine."""
-    return (bool(HUB_ID.match(reference)) and not reference.startswith((".", "~"))
-            and not Path(reference).expanduser().exists())
+    """Shaped like a hub id and not a path on this machine."""
+    return _hub_shaped(reference) and not Path(reference).expanduser().exists()
 
 
 def is_local(reference: str) -> bool:
@@ -23,7 +27,7 @@ def is_local(reference: str) -> bool:
     folder = Path(reference).expanduser()
     if folder.is_dir():
         return True
-    if HUB_ID.match(reference) and not reference.startswith((".", "~")):
+    if _hub_shaped(reference):
         return False
     raise FileNotFoundError(f"no folder {reference!r} on this machine (and it is not a hub id "
                             "of the form 'namespace/name')")
