@@ -1,19 +1,23 @@
 """Infi: concept-based knowledge distillation. Navigation, sidebar status and session save/load."""
 
 import logging
+from pathlib import Path
 
 import streamlit as st
 
+from infi.demo.plugin import register as register_demo
 from infi.ui import state
 from infi.ui.sidebar import render_sidebar
 
+HERE = Path(__file__).resolve().parent  # pages by absolute path: deploy/streamlit_app.py runs this too
 logging.basicConfig(level=logging.INFO)
+register_demo()  # also when running from a checkout that was never pip-installed
 st.set_page_config(page_title="Infi", page_icon=":material/hub:", layout="wide")
 pages = [
-    st.Page("pages/data.py", title="Data & teacher", icon=":material/folder_open:", default=True),
-    st.Page("pages/concepts.py", title="Concepts", icon=":material/label:"),
-    st.Page("pages/distill.py", title="Distill", icon=":material/science:"),
-    st.Page("pages/finetune.py", title="Fine-tune", icon=":material/tune:"),
+    st.Page(HERE / "pages/data.py", title="Data & teacher", icon=":material/folder_open:", default=True),
+    st.Page(HERE / "pages/concepts.py", title="Concepts", icon=":material/label:"),
+    st.Page(HERE / "pages/distill.py", title="Distill", icon=":material/science:"),
+    st.Page(HERE / "pages/finetune.py", title="Fine-tune", icon=":material/tune:"),
 ]
 navigation = st.navigation(pages)
 session = state.get_session()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from _common import ROOT, emit  # noqa: F401  (puts the repository on sys.path)
+from _common import emit, repo_module
 
-from tests.browser_story import run_demo_story, streamlit_server
+story = repo_module("tests/browser_story.py")
+run_demo_story, streamlit_server = story.run_demo_story, story.streamlit_server
 
 
 def rss_mb(pid: int) -> float:

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
-
-from infi.demo.evaluate import accuracy, patch_localization, word_aurocs, zero_shot_accuracy  # noqa: E402
-from infi.demo.teacher import load_demo_teacher  # noqa: E402
-from infi.demo.world import ATTRIBUTE_VALUES, generate_world  # noqa: E402
-from infi.encoders import ClipEncoder  # noqa: E402
+from infi.demo.evaluate import patch_localization, word_aurocs, zero_shot_accuracy
+from infi.demo.teacher import load_demo_teacher
+from infi.demo.world import ATTRIBUTE_VALUES, generate_world
+from infi.encoders import ClipEncoder
+from infi.metrics import accuracy
 
 EVAL_SEED = 424242  # below the training range (>= 1000 is reserved) would also do; never trained on
 

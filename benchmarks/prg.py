@@ -25,13 +25,14 @@ from transformers import CLIPConfig, CLIPVisionModelWithProjection
 from infi import prg
 from infi.demo.world import generate_world
 from infi.encoders import ClipEncoder
+from infi.metrics import accuracy
 from infi.teachers import ZERO_SHOT_TEMPLATES, ClipZeroShotTeacher
 
 EVAL_SEED = 424242
 
 
-def accuracy(model, images, labels) -> float:
-    return float((prg.predict_logits(model, images).argmax(1) == labels).mean())
+def student_accuracy(model, images, labels) -> float:
+    return accuracy(prg.predict_logits(model, images), labels)
 
 
 def main() -> None:
@@ -67,7 +68,7 @@ def main() -> None:
         accs, agrees, secs = [], [], 0.0
         for seed in range(args.seeds):
             res = prg.train(train.images, targets, dataclasses.replace(config, seed=seed))
-            accs.append(accuracy(res.model, test.images, test.labels))
+            accs.append(student_accuracy(res.model, test.images, test.labels))
             agrees.append(prg.agreement(prg.predict_logits(res.model, test.images), test_targets.logits))
             secs += res.seconds
         results[name] = float(np.mean(accs))

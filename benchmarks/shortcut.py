@@ -12,11 +12,10 @@ import argparse
 
 from _common import emit, timed
 
-from infi.corpus import demo_corpus
-from infi.data import from_world
-from infi.demo.world import BACKGROUNDS, generate_world
+from infi.demo.plugin import demo_corpus
+from infi.demo.teacher import DemoTeacherAdapter
+from infi.demo.world import BACKGROUNDS, from_world, generate_world
 from infi.session import Session
-from infi.teachers import DemoTeacherAdapter
 from infi.tuning import TuningAction
 
 EVAL_SEED = 424242

@@ -19,9 +19,11 @@ from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 from safetensors.numpy import save_file
 
+from infi import registry
 from infi.concepts import ConceptMatrix
 from infi.corpus import Corpus
-from infi.data import ImageSet, from_world
+from infi.data import ImageSet
+from infi.errors import BundleError, SessionError
 from infi.session import EvalSet, Session
 from infi.student import ConceptStudent, student_from_arrays, student_to_arrays
 from infi.tuning import Provenance
@@ -32,14 +34,10 @@ MEMBERS = {"manifest.json", "arrays.safetensors", "provenance.json"}
 MAX_BUNDLE_BYTES = 1024**3
 
 
-class BundleError(ValueError):
-    """The file is not a valid Infi bundle."""
-
-
 def save_session(session: Session) -> bytes:
     """Serialise everything computed so far (images themselves are referenced, not copied)."""
     if session.concepts is None or session.P is None:
-        raise ValueError("bundle: a session is saved once it has teacher outputs and concept scores")
+        raise SessionError("bundle: a session is saved once it has teacher outputs and concept scores")
     arrays: dict[str, np.ndarray] = {"X": session.concepts.X, "P": session.P.astype(np.float32)}
     if session.labels is not None:
         arrays["labels"] = np.asarray(session.labels, np.int64)
@@ -89,75 +87,63 @@ def _read_members(data: bytes) -> dict[str, bytes]:
 
 
 def load_session(data: bytes, session: Session | None = None) -> Session:
-    """Rebuild a session from bytes; the Shapes World dataset is regenerated and hash-checked."""
+    """Rebuild a session from bytes; a dataset that a registered plug-in can regenerate (Shapes
+    World) is regenerated and hash-checked, others stay referenced by ids and content hash.
+
+    ``session`` lends its cache to the loaded session (the app keeps its memory-only cache)."""
     members = _read_members(data)
     try:
         manifest = json.loads(members["manifest.json"])
         arrays = load_safetensors(members["arrays.safetensors"])
-    except (json.JSONDecodeError, UnicodeDecodeError, Exception) as err:
+    except Exception as err:  # JSON, UTF-8 and safetensors each raise their own types
         raise BundleError(f"bundle: a member is corrupt ({err})") from err
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError("bundle: not an Infi session file")
     if manifest.get("version") != VERSION:
         raise BundleError(f"bundle: version {manifest.get('version')} is not supported (expected {VERSION})")
-    provenance = Provenance.from_json(members["provenance.json"].decode())
     try:
-        return _rebuild(manifest, arrays, provenance, session or Session())
-    except (KeyError, TypeError, ValueError) as err:
+        provenance = Provenance.from_json(members["provenance.json"].decode())
+        return _rebuild(manifest, arrays, provenance, session)
+    except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError) as err:
         raise BundleError(f"bundle: inconsistent contents ({err})") from err
 
 
-def _rebuild(manifest: dict, arrays: dict, provenance: Provenance, s: Session) -> Session:
-    X, P = arrays["X"], arrays["P"]
-    names = tuple(manifest["concepts"])
-    classes = tuple(manifest["class_names"])
-    if X.shape != (len(P), len(names)) or P.shape[1] != len(classes):
-        raise ValueError("array shapes do not match the manifest")
-    s.seed = int(manifest["seed"])
-    s.dataset = _regenerate(manifest["dataset"])
-    ids = manifest["dataset"].get("ids")
-    if s.dataset is None and ids is not None:
-        if len(ids) != len(P):
-            raise ValueError(f"the dataset lists {len(ids)} ids for {len(P)} rows")
-        s.dataset_ref = dict(manifest["dataset"])
-    else:
-        s.dataset_ref = None
-    s.eval_sets = {}
+def _rebuild(manifest: dict, arrays: dict, provenance: Provenance, session: Session | None) -> Session:
+    """The manifest and arrays read into the parts ``Session.from_saved`` puts together."""
+    names, mode = tuple(manifest["concepts"]), manifest["mode"]
+    dataset = _regenerate(manifest["dataset"])
+    eval_sets = {}
     for name, desc in manifest.get("eval_sets", {}).items():
         images = _regenerate(desc)
         if images is not None:
-            s.eval_sets[name] = EvalSet(images, arrays[f"eval/{name}/P"], None,
-                                        ConceptMatrix(arrays[f"eval/{name}/X"], names, manifest["mode"]))
-    s.teacher_name, s.class_names = manifest["teacher"], classes
-    s.labels = arrays.get("labels")
-    s.P, s.encoder_id = P, manifest["encoder"]
-    s.embeddings = None
-    s.corpus = Corpus.from_dict(manifest["corpus"]) if manifest["corpus"] else None
-    s.mode = manifest["mode"]
-    s.concepts = ConceptMatrix(X, names, s.mode)
-    s.student_params = dict(manifest.get("student_params") or {})
+            eval_sets[name] = EvalSet(images, arrays[f"eval/{name}/P"], None,
+                                      ConceptMatrix(arrays[f"eval/{name}/X"], names, mode))
+    student = split = bounds = None
     if manifest["student"] is not None:
         s_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("student/")}
-        s.student = student_from_arrays(s_arrays, manifest["student"])
-        s.lower, s.upper = arrays["lower"], arrays["upper"]
-        s.train_idx, s.val_idx = arrays["train_idx"], arrays["val_idx"]
-    else:
-        s.student = s.lower = s.upper = s.train_idx = s.val_idx = None
-    s.provenance = provenance
-    return s
+        student = student_from_arrays(s_arrays, manifest["student"])
+        split = (arrays["train_idx"], arrays["val_idx"])
+        bounds = (arrays["lower"], arrays["upper"])
+    return Session.from_saved(
+        seed=int(manifest["seed"]), dataset=dataset, dataset_ref=dict(manifest["dataset"]),
+        eval_sets=eval_sets, teacher_name=manifest["teacher"], class_names=manifest["class_names"],
+        labels=arrays.get("labels"), P=arrays["P"], encoder_id=manifest["encoder"],
+        corpus=Corpus.from_dict(manifest["corpus"]) if manifest["corpus"] else None,
+        concepts=ConceptMatrix(arrays["X"], names, mode), student=student,
+        student_params=manifest.get("student_params") or {}, split=split, bounds=bounds,
+        provenance=provenance, cache=session.cache if session is not None else None)
 
 
 def _regenerate(desc: dict) -> ImageSet | None:
-    """Shapes World datasets are rebuilt from their parameters; others stay referenced only."""
+    """A dataset whose source kind a plug-in registered is rebuilt from its description and
+    must match the saved content hash; any other stays referenced only (None)."""
     source = desc.get("source") or {}
-    if source.get("kind") != "shapes-world":
+    if source.get("kind") not in registry.DATASETS:
         return None
-    from infi.demo.world import generate_world
-
-    images = from_world(generate_world(int(source["n"]), split=source["split"], p=float(source["p"]),
-                                       seed=int(source["seed"])))
+    images = registry.DATASETS.get(source["kind"])(source)
     if images.content_hash != desc.get("content_hash"):
-        raise ValueError("the regenerated Shapes World does not match the saved content hash")
+        raise BundleError(f"bundle: the regenerated {source['kind']} dataset does not match the "
+                          "saved content hash")
     return images
 
 

@@ -49,7 +49,7 @@ class ArrayCache:
         if path is not None and path.is_file():
             try:
                 arrays = load_file(str(path))
-            except Exception:  # a torn or foreign file is a miss, and is replaced on the next put
+            except Exception:  # noqa: BLE001 - a torn or foreign file is a miss, and is replaced on the next put
                 self.misses += 1
                 return None
             self._remember(key, arrays)

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 
 from infi.corpus import Corpus
 from infi.encoders import ClipEncoder, ImageEmbeddings
+from infi.errors import InputError
 
 REGION_MODES = ("global", "patches", "segments")
 
@@ -50,7 +50,7 @@ class ConceptMatrix:
         try:
             return self.names.index(concept)
         except ValueError:
-            raise ValueError(f"concept: {concept!r} is not in the concept matrix") from None
+            raise InputError(f"concept: {concept!r} is not in the concept matrix") from None
 
 
 def build_bank(encoder: ClipEncoder, corpus: Corpus) -> ConceptBank:
@@ -85,13 +85,13 @@ def concept_scores(emb: ImageEmbeddings, bank: ConceptBank, mode: str = "global"
                    n_segments: int = 4, batch_size: int = 512) -> ConceptMatrix:
     """X [N, K] = max(0, max over regions of cos(region, concept))."""
     if mode not in REGION_MODES:
-        raise ValueError(f"mode: unknown region mode {mode!r}; choose from {list(REGION_MODES)}")
+        raise InputError(f"mode: unknown region mode {mode!r}; choose from {list(REGION_MODES)}")
     T = torch.from_numpy(bank.embeddings)
     if mode == "global":
         X = torch.from_numpy(emb.global_) @ T.T
         return ConceptMatrix(np.maximum(X.numpy(), 0).astype(np.float32), bank.names, mode)
     if emb.patches is None:
-        raise ValueError(f"mode: {mode!r} needs patch embeddings; embed the images with patches")
+        raise InputError(f"mode: {mode!r} needs patch embeddings; embed the images with patches")
     out = []
     for start in range(0, len(emb.patches), batch_size):
         regions = torch.from_numpy(np.asarray(emb.patches[start:start + batch_size], np.float32))
@@ -106,7 +106,7 @@ def patch_score_map(patches: np.ndarray, bank: ConceptBank, concept: str, grid: 
     """One image's per-patch scores for one concept, as a [grid, grid] map for an overlay."""
     j = list(bank.names).index(concept) if concept in bank.names else None
     if j is None:
-        raise ValueError(f"concept: {concept!r} is not in the concept bank")
+        raise InputError(f"concept: {concept!r} is not in the concept bank")
     scores = np.asarray(patches, np.float32) @ bank.embeddings[j]
     return scores.reshape(grid, grid)
 
@@ -119,8 +119,3 @@ def class_concept_means(X: np.ndarray, assigned: np.ndarray, n_classes: int) -> 
         if mask.any():
             out[c] = X[mask].mean(axis=0)
     return out
-
-
-def select(matrix: ConceptMatrix, names: Sequence[str]) -> ConceptMatrix:
-    idx = [matrix.index(n) for n in names]
-    return ConceptMatrix(matrix.X[:, idx], tuple(names), matrix.mode)

@@ -1,4 +1,4 @@
-"""Concept corpora: the built-in vocabulary, the Shapes World vocabulary, presets and user lists.
+"""Concept corpora: the built-in vocabulary, registered ones (a plug-in's), presets and user lists.
 
 A corpus is an ordered list of unique concept names with a category each, plus the prompt
 templates whose averaged text embeddings stand for a concept (CLIP's prompt ensembling).
@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Iterable, Sequence
 
-from infi.demo.world import ATTRIBUTE_VALUES
+from infi import registry
+from infi.errors import CorpusError
 
 MAX_CONCEPT_CHARS = 80
 MAX_CONCEPTS = 5000
 DEFAULT_TEMPLATES: tuple[str, ...] = ("{}", "a photo of {}", "an image with {}")
-DEMO_TEMPLATES: tuple[str, ...] = ("{}",)
 _DATA = "infi.data_files"
 
 
@@ -32,14 +32,14 @@ class Corpus:
 
     def __post_init__(self) -> None:
         if len(self.concepts) != len(self.categories):
-            raise ValueError("categories: one category per concept is needed")
+            raise CorpusError("categories: one category per concept is needed")
         if not self.concepts:
-            raise ValueError("concepts: a corpus needs at least one concept")
+            raise CorpusError("concepts: a corpus needs at least one concept")
         if len(set(self.concepts)) != len(self.concepts):
-            raise ValueError("concepts: names must be unique")
+            raise CorpusError("concepts: names must be unique")
         for t in self.templates:
             if t.count("{}") != 1:
-                raise ValueError(f"templates: {t!r} must contain exactly one '{{}}' placeholder")
+                raise CorpusError(f"templates: {t!r} must contain exactly one '{{}}' placeholder")
 
     def __len__(self) -> int:
         return len(self.concepts)
@@ -48,7 +48,7 @@ class Corpus:
         """All prompts, template-major: prompt[t * K + j] is template t for concept j."""
         return [t.format(c) for t in self.templates for c in self.concepts]
 
-    def with_concepts(self, concepts: Sequence[str], categories: Sequence[str] | None = None) -> "Corpus":
+    def with_concepts(self, concepts: Sequence[str], categories: Sequence[str] | None = None) -> Corpus:
         names = clean_concepts(concepts)
         by_name = dict(zip(self.concepts, self.categories))
         cats = tuple(categories) if categories is not None else tuple(by_name.get(c, "custom") for c in names)
@@ -59,7 +59,7 @@ class Corpus:
                 "templates": list(self.templates), "name": self.name}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Corpus":
+    def from_dict(cls, d: dict) -> Corpus:
         return cls(tuple(d["concepts"]), tuple(d["categories"]), tuple(d["templates"]),
                    str(d.get("name", "custom")))
 
@@ -70,22 +70,22 @@ def clean_concepts(raw: Iterable[str]) -> list[str]:
     seen: set[str] = set()
     for i, item in enumerate(raw):
         if not isinstance(item, str):
-            raise ValueError(f"concepts: entry {i + 1} is not text ({item!r})")
+            raise CorpusError(f"concepts: entry {i + 1} is not text ({item!r})")
         name = " ".join(item.strip().lower().split())
         if not name:
             continue
         if len(name) > MAX_CONCEPT_CHARS:
-            raise ValueError(f"concepts: entry {i + 1} is {len(name)} characters long "
+            raise CorpusError(f"concepts: entry {i + 1} is {len(name)} characters long "
                              f"(at most {MAX_CONCEPT_CHARS}): {name[:40]!r}…")
         if any(ord(ch) < 32 for ch in name):
-            raise ValueError(f"concepts: entry {i + 1} contains control characters")
+            raise CorpusError(f"concepts: entry {i + 1} contains control characters")
         if name not in seen:
             seen.add(name)
             out.append(name)
     if not out:
-        raise ValueError("concepts: the list is empty after trimming blank lines")
+        raise CorpusError("concepts: the list is empty after trimming blank lines")
     if len(out) > MAX_CONCEPTS:
-        raise ValueError(f"concepts: {len(out)} concepts is more than the {MAX_CONCEPTS} allowed")
+        raise CorpusError(f"concepts: {len(out)} concepts is more than the {MAX_CONCEPTS} allowed")
     return out
 
 
@@ -98,20 +98,11 @@ def builtin_corpus() -> Corpus:
                   DEFAULT_TEMPLATES, "built-in")
 
 
-def demo_corpus() -> Corpus:
-    """Shapes World's own words: every attribute value, categorised by attribute."""
-    concepts, cats = [], []
-    for attribute, values in ATTRIBUTE_VALUES.items():
-        for v in values:
-            concepts.append(v)
-            cats.append(attribute)
-    return Corpus(tuple(concepts), tuple(cats), DEMO_TEMPLATES, "shapes world")
-
-
 def preset(name: str) -> Corpus:
-    """A named subset of the built-in vocabulary: one category, or a named list file."""
-    if name == "demo":
-        return demo_corpus()
+    """A registered corpus (a plug-in's vocabulary), the built-in vocabulary, one of its
+    categories, or a named list file."""
+    if name in registry.CORPORA:
+        return registry.CORPORA.get(name)()
     if name == "built-in":
         return builtin_corpus()
     full = builtin_corpus()
@@ -124,12 +115,12 @@ def preset(name: str) -> Corpus:
         raw = resources.files(_DATA).joinpath(file).read_text().splitlines()
         names = clean_concepts(r.replace("-other", "").replace("-", " ").replace("_", " ") for r in raw)
         return Corpus(tuple(names), tuple([name] * len(names)), DEFAULT_TEMPLATES, name)
-    raise ValueError(f"preset: unknown preset {name!r}; choose from {preset_names()}")
+    raise CorpusError(f"preset: unknown preset {name!r}; choose from {preset_names()}")
 
 
 def preset_names() -> list[str]:
     cats = list(dict.fromkeys(builtin_corpus().categories))
-    return ["demo", "built-in", *cats, "coco-stuff", "cifar-100"]
+    return [*registry.CORPORA.names(), "built-in", *cats, "coco-stuff", "cifar-100"]
 
 
 def parse_concept_file(data: bytes | str, filename: str = "concepts.txt") -> Corpus:
@@ -139,12 +130,12 @@ def parse_concept_file(data: bytes | str, filename: str = "concepts.txt") -> Cor
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as err:
-            raise ValueError(f"{filename}: not UTF-8 text ({err.reason})") from err
+            raise CorpusError(f"{filename}: not UTF-8 text ({err.reason})") from err
     if filename.lower().endswith(".csv"):
         reader = csv.DictReader(io.StringIO(data))
         fields = [f.strip().lower() for f in (reader.fieldnames or [])]
         if "concept" not in fields:
-            raise ValueError(f"{filename}: a CSV concept list needs a 'concept' column; "
+            raise CorpusError(f"{filename}: a CSV concept list needs a 'concept' column; "
                              f"found columns {reader.fieldnames}")
         rows = [{k.strip().lower(): (v or "") for k, v in r.items() if k} for r in reader]
         names = clean_concepts(r["concept"] for r in rows)

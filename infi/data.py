@@ -18,22 +18,20 @@ import stat
 import warnings
 import zipfile
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from infi.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
 MAX_MEMBERS = 50_000
 MAX_TOTAL_BYTES = 2 * 1024**3
 MAX_MEMBER_BYTES = 64 * 1024**2
-
-
-class DataError(ValueError):
-    """A dataset could not be used at all (as opposed to a file that was skipped)."""
 
 
 @dataclass(frozen=True)
@@ -44,21 +42,21 @@ class Skipped:
 
 @contextlib.contextmanager
 def _image_errors(name: str):
-    """Pillow's failures as one ``ValueError`` naming the file; its bomb warning is an error."""
+    """Pillow's failures as one ``DataError`` naming the file; its bomb warning is an error."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             yield
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
-            raise ValueError(f"{name}: refused as a decompression bomb ({err})") from err
+            raise DataError(f"{name}: refused as a decompression bomb ({err})") from err
         except UnidentifiedImageError:
-            raise ValueError(f"{name}: not an image Pillow can read") from None
+            raise DataError(f"{name}: not an image Pillow can read") from None
         except (OSError, SyntaxError, ValueError) as err:
-            raise ValueError(f"{name}: corrupt or truncated image ({err})") from err
+            raise DataError(f"{name}: corrupt or truncated image ({err})") from err
 
 
 def decode_image(data: bytes, name: str = "image") -> Image.Image:
-    """Decode bytes to an RGB image; bombs, truncation and unknown formats raise ValueError."""
+    """Decode bytes to an RGB image; bombs, truncation and unknown formats raise DataError."""
     with _image_errors(name):
         img = Image.open(io.BytesIO(data))
         img.load()
@@ -71,7 +69,7 @@ def check_image(data: bytes, name: str = "image") -> None:
     PNG: every chunk's CRC and the end chunk are checked (truncation, flipped bytes). JPEG: the
     header must parse and the end-of-image marker must be present (truncation). Anything else is
     decoded in full. The pixels are decoded once, later, when they are used; a file that still
-    fails then raises the same clear ``ValueError`` naming it.
+    fails then raises the same clear ``DataError`` naming it.
     """
     with _image_errors(name):
         img = Image.open(io.BytesIO(data))
@@ -172,14 +170,15 @@ def _hash(ids: Sequence[str], blobs: Iterable[bytes]) -> str:
 # --- sources ------------------------------------------------------------------------------------
 
 
-def from_world(world) -> ImageSet:
-    """The Shapes World demo: labels are the shapes."""
-    arrays = world.images
-    ids = list(world.ids)
+def from_arrays(ids: Sequence[str], arrays: np.ndarray, labels: np.ndarray | None,
+                class_names: Sequence[str] | None, source: dict) -> ImageSet:
+    """Images that already exist as uint8 arrays [N, H, W, 3] (a generated world, say); the
+    content hash covers the ids and the pixels, so a regenerated set can be checked."""
+    ids = list(ids)
     digest = _hash(ids, (a.tobytes() for a in arrays))
-    return ImageSet(ids, lambda i: Image.fromarray(arrays[i]), world.labels, tuple(world.class_names),
-                    {"kind": "shapes-world", "split": world.split, "seed": world.seed, "p": world.p,
-                     "n": len(world)}, [], digest, arrays)
+    return ImageSet(ids, lambda i: Image.fromarray(arrays[i]), labels,
+                    tuple(class_names) if class_names is not None else None, dict(source), [],
+                    digest, arrays)
 
 
 def _from_blobs(named: list[tuple[str, bytes]], labels: list[int] | None,
@@ -367,7 +366,8 @@ def from_hf_dataset(name: str, split: str = "train", image_column: str = "image"
     if label_column and label_column in ds.column_names:
         feature = ds.features[label_column]
         names = tuple(getattr(feature, "names", None) or sorted({str(v) for v in ds[label_column]}))
-        labels = list(ds[label_column]) if hasattr(feature, "names") else [names.index(str(v)) for v in ds[label_column]]
+        column = ds[label_column]
+        labels = list(column) if hasattr(feature, "names") else [names.index(str(v)) for v in column]
     return _from_blobs(named, labels, names, {"kind": "hf-dataset", "name": name, "split": split}, [])
 
 

@@ -8,18 +8,20 @@ projection.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from infi import registry
+from infi.device import pick_device
+from infi.errors import ModelLoadError
 from infi.hub import failure_detail, is_local
 
-DEMO_ENCODER = "demo"
-DEFAULT_PHOTO_ENCODER = "openai/clip-vit-base-patch32"
+DEFAULT_ENCODER = "demo"  # a registered name: the bundled encoder, which works offline
 Progress = Callable[[int, int], None]
 
 
@@ -29,14 +31,6 @@ def project_tokens(model, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tor
     tokens = model.vision_model.post_layernorm(out.last_hidden_state)
     projected = model.visual_projection(tokens)
     return projected[:, 0], projected[:, 1:]
-
-
-def pick_device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def _crop_size(ip) -> tuple[int, int]:
@@ -94,21 +88,20 @@ class ClipEncoder:
         self.grid = self.image_size // int(vision.patch_size)
 
     @classmethod
-    def load(cls, name_or_path: str = DEMO_ENCODER, device: torch.device | None = None) -> "ClipEncoder":
-        """Load ``"demo"``, a local folder or a hub id (the only call here that may use a network)."""
+    def load(cls, name_or_path: str = DEFAULT_ENCODER, device: torch.device | None = None) -> ClipEncoder:
+        """Load a registered encoder (``"demo"``), a local folder or a hub id (the only call here
+        that may use a network)."""
         from transformers import CLIPModel, CLIPProcessor
 
-        if name_or_path == DEMO_ENCODER:
-            from infi.demo.encoder import load_demo_encoder
-
-            model, processor = load_demo_encoder()
-            return cls(model, processor, DEMO_ENCODER, device)
+        if name_or_path in registry.ENCODERS:  # a bundled encoder, registered by a plug-in
+            model, processor = registry.ENCODERS.get(name_or_path)()
+            return cls(model, processor, name_or_path, device)
         local = is_local(name_or_path)
         try:
             model = CLIPModel.from_pretrained(name_or_path, local_files_only=local)
             processor = CLIPProcessor.from_pretrained(name_or_path, local_files_only=local)
         except OSError as err:
-            raise OSError(
+            raise ModelLoadError(
                 f"Could not load the CLIP checkpoint {name_or_path!r}: {failure_detail(err)}. If this machine is "
                 "offline, use the bundled demo encoder ('demo') or a local folder holding a CLIP "
                 "checkpoint saved with save_pretrained."
@@ -164,3 +157,14 @@ class ClipEncoder:
     @property
     def dim(self) -> int:
         return int(self.model.config.projection_dim)
+
+
+_SHARED: dict[str, ClipEncoder] = {}
+
+
+def shared_encoder(name_or_path: str) -> ClipEncoder:
+    """Encoders are read-only models: each is loaded once per process and shared by every
+    session (the app's ``st.cache_resource`` wraps this same function)."""
+    if name_or_path not in _SHARED:
+        _SHARED[name_or_path] = ClipEncoder.load(name_or_path)
+    return _SHARED[name_or_path]

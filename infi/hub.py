@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from infi.errors import MissingFileError
+
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -29,7 +31,7 @@ def is_local(reference: str) -> bool:
         return True
     if _hub_shaped(reference):
         return False
-    raise FileNotFoundError(f"no folder {reference!r} on this machine (and it is not a hub id "
+    raise MissingFileError(f"no folder {reference!r} on this machine (and it is not a hub id "
                             "of the form 'namespace/name')")
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from infi.errors import InputError
 
 
 def fidelity(student_proba: np.ndarray, teacher_proba: np.ndarray) -> float:
     """Share of samples where the student's top-1 class equals the teacher's."""
     s, t = np.asarray(student_proba), np.asarray(teacher_proba)
     if s.shape != t.shape:
-        raise ValueError(f"student and teacher probabilities differ in shape: {s.shape} vs {t.shape}")
+        raise InputError(f"student and teacher probabilities differ in shape: {s.shape} vs {t.shape}")
     return float((s.argmax(1) == t.argmax(1)).mean()) if len(s) else float("nan")
 
 

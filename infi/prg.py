@@ -1,7 +1,7 @@
 """PRG: annotation-free distillation of a compact CNN from a CLIP zero-shot teacher.
 
 After "Prompt-based distillation without annotation via Proxy Relational Graph" (Xu et al.,
-2024), in our written formulation (DESIGN.md). The teacher is CLIP zero-shot with a
+2024), in our own written formulation. The teacher is CLIP zero-shot with a
 confidence-weighted prompt ensemble: image embeddings ``v`` and logits are computed once. The
 student ``f`` maps an image to a feature ``h``, projected to the CLIP width as ``z``; class proxies
 start at the averaged class text embeddings. Losses, each with a weight and an off switch:
@@ -19,15 +19,20 @@ import json
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from infi.config import PRGConfig
+from infi.device import pick_device
+from infi.errors import ConfigError
+from infi.splits import holdout_split
 
 Progress = Callable[[dict], None]
 
@@ -68,7 +73,7 @@ class CompactResNet(nn.Module):
         elif arch == "resnet18":  # ResNet-18's layout (2-2-2-2 basic blocks) at 3/8 of its width
             widths, blocks = (24, 48, 96, 192), (2, 2, 2, 2)
         else:
-            raise ValueError(f"arch: unknown student {arch!r}; choose 'small' or 'resnet18'")
+            raise ConfigError(f"arch: unknown student {arch!r}; choose 'small' or 'resnet18'")
         if image_size >= 128:
             self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]),
                                       nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
@@ -181,45 +186,6 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
 
 
 @dataclass
-class PRGConfig:
-    """Every weight, temperature and schedule knob, with defaults."""
-
-    method: str = "prg"  # "prg", "kd" (vanilla KD on logits) or "feature" (node loss only)
-    arch: str = "small"
-    w_node: float = 1.0
-    w_edge: float = 1.0
-    w_relation: float = 1.0
-    w_pseudo: float = 1.0
-    tau_edge: float = 0.07
-    tau_relation: float = 0.1
-    kd_temperature: float = 4.0
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 5e-4
-    validation_share: float = 0.1
-    patience: int = 3
-    seed: int = 0
-    device: str = "auto"
-
-    def validate(self) -> None:
-        if self.method not in ("prg", "kd", "feature"):
-            raise ValueError(f"method: choose 'prg', 'kd' or 'feature', got {self.method!r}")
-        for name in ("w_node", "w_edge", "w_relation", "w_pseudo"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: loss weights must be >= 0")
-        if self.method == "prg" and not any(getattr(self, n) > 0 for n in ("w_node", "w_edge", "w_relation", "w_pseudo")):
-            raise ValueError("w_*: switch at least one loss term on")
-        for name in ("tau_edge", "tau_relation", "kd_temperature", "lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: must be positive")
-        if self.epochs < 1 or self.batch_size < 2:
-            raise ValueError("epochs and batch_size: at least 1 epoch and batches of 2")
-        if not 0 < self.validation_share < 0.5:
-            raise ValueError("validation_share: must lie in (0, 0.5)")
-
-
-@dataclass
 class TeacherTargets:
     """What the CLIP teacher gives, computed once: unit embeddings, ensemble logits, class text."""
 
@@ -247,12 +213,6 @@ class PRGResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     seconds: float = 0.0
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -283,14 +243,12 @@ def train(images: np.ndarray, targets: TeacherTargets, config: PRGConfig | None 
     config = config or PRGConfig()
     config.validate()
     if len(images) != len(targets.logits):
-        raise ValueError(f"images: {len(images)} images but {len(targets.logits)} teacher rows")
+        raise ConfigError(f"images: {len(images)} images but {len(targets.logits)} teacher rows")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     device = pick_device(config.device)
     n = len(images)
-    perm = rng.permutation(n)
-    n_val = max(1, int(round(config.validation_share * n)))
-    val, fit = perm[:n_val], perm[n_val:]
+    fit, val = holdout_split(n, config.validation_share, rng)
     size = images.shape[1]
     C = len(targets.class_names)
     if config.method == "kd":

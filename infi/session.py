@@ -9,36 +9,25 @@ encoder and concepts, and every metric is reported on them too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from infi import metrics
 from infi.cache import ArrayCache, cache_key
 from infi.concepts import ConceptMatrix, build_bank, concept_scores
+from infi.config import DistillConfig, PRGConfig
 from infi.corpus import Corpus
 from infi.data import ImageSet
-from infi.encoders import ClipEncoder, ImageEmbeddings
+from infi.encoders import DEFAULT_ENCODER, ImageEmbeddings, shared_encoder
+from infi.errors import InputError, SessionError
+from infi.splits import holdout_split
 from infi.student import ConceptStudent
 from infi.teachers import Teacher, check_probabilities
 from infi.tuning import Provenance, ProvenanceStep, TuningAction, apply_actions, empty_bounds
 
 Progress = Callable[[int, int], None]
-_ENCODERS: dict[str, ClipEncoder] = {}
-
-
-def load_encoder(encoder_id: str) -> ClipEncoder:
-    """Encoders are shared read-only models: load each once per process."""
-    if encoder_id not in _ENCODERS:
-        _ENCODERS[encoder_id] = ClipEncoder.load(encoder_id)
-    return _ENCODERS[encoder_id]
-
-
-class SessionError(RuntimeError):
-    """A step was asked for before the steps it depends on."""
-
-
 @dataclass
 class EvalSet:
     """An extra image set evaluated alongside the held-out split (e.g. 'shifted')."""
@@ -77,6 +66,50 @@ class Session:
     # A bundle of uploaded images holds their ids and content hash, not the images: this keeps
     # that description until the same images are loaded again (see set_dataset).
     dataset_ref: dict | None = None
+
+    @classmethod
+    def from_saved(cls, *, seed: int, dataset: ImageSet | None, dataset_ref: dict | None,
+                   eval_sets: dict[str, EvalSet], teacher_name: str | None,
+                   class_names: Sequence[str], labels: np.ndarray | None, P: np.ndarray,
+                   encoder_id: str | None, corpus: Corpus | None, concepts: ConceptMatrix,
+                   student: ConceptStudent | None, student_params: dict,
+                   split: tuple[np.ndarray, np.ndarray] | None,
+                   bounds: tuple[np.ndarray, np.ndarray] | None, provenance: Provenance,
+                   cache: ArrayCache | None = None) -> Session:
+        """A session rebuilt from saved state (``infi.bundle`` reads the file, this puts it
+        together); checks that the parts fit each other before anything is set."""
+        n, K = concepts.X.shape
+        if P.shape != (n, len(class_names)):
+            raise InputError(f"teacher outputs of shape {P.shape} for {n} images and "
+                             f"{len(class_names)} classes")
+        if dataset is not None and len(dataset) != n:
+            raise InputError(f"the dataset has {len(dataset)} images for {n} rows")
+        if dataset is None and dataset_ref and dataset_ref.get("ids") is not None \
+                and len(dataset_ref["ids"]) != n:
+            raise InputError(f"the dataset lists {len(dataset_ref['ids'])} ids for {n} rows")
+        if labels is not None and len(labels) != n:
+            raise InputError(f"{len(labels)} labels for {n} rows")
+        if student is not None:
+            if split is None or bounds is None:
+                raise InputError("a student needs its train/validation split and bounds")
+            if student.coef_.shape[1:] != (K, len(class_names)):
+                raise InputError(f"student weights {student.coef_.shape} do not fit {K} concepts and "
+                                 f"{len(class_names)} classes")
+            if bounds[0].shape != student.coef_.shape or bounds[1].shape != student.coef_.shape:
+                raise InputError("the bounds do not have the student's shape")
+            if any(len(i) and (i.min() < 0 or i.max() >= n) for i in split):
+                raise InputError("the train/validation split points outside the rows")
+        s = cls(cache=cache or ArrayCache(), seed=int(seed))
+        s.dataset, s.dataset_ref = dataset, (None if dataset is not None else dataset_ref)
+        s.eval_sets = dict(eval_sets)
+        s.teacher_name, s.class_names, s.labels, s.P = teacher_name, tuple(class_names), labels, P
+        s.encoder_id, s.corpus, s.mode, s.concepts = encoder_id, corpus, concepts.mode, concepts
+        s.student, s.student_params = student, dict(student_params)
+        if student is not None:
+            s.train_idx, s.val_idx = split
+            s.lower, s.upper = bounds
+        s.provenance = provenance
+        return s
 
     # --- invalidation ------------------------------------------------------------------------
 
@@ -121,10 +154,7 @@ class Session:
                 self.eval_sets.setdefault(name, EvalSet(extra))
             return []
         self.dataset_ref = None
-        cleared = self._clear_teacher() + self._clear_embeddings()
-        if self.prg_run is not None:
-            cleared.append("PRG student")
-            self.prg_run = None
+        cleared = self._clear_teacher() + self._clear_embeddings() + self._clear_prg()
         self.dataset = images
         self.eval_sets = {name: EvalSet(s) for name, s in (eval_sets or {}).items()}
         self.class_names = images.class_names
@@ -149,11 +179,11 @@ class Session:
         """Teacher probabilities for the dataset (and evaluation sets)."""
         data = self._need_dataset()
         names = tuple(teacher.class_names)
-        labels = self._labels_for(data, names)
+        labels = self.labels_for(data, names)
         P = check_probabilities(teacher.predict_proba(data, progress), len(data), len(names), teacher.name)
         evals = {}
         for name, e in self.eval_sets.items():
-            self._labels_for(e.images, names)
+            self.labels_for(e.images, names)
             evals[name] = check_probabilities(teacher.predict_proba(e.images), len(e.images),
                                               len(names), f"{teacher.name} on {name}")
         cleared = self._clear_teacher()
@@ -163,8 +193,10 @@ class Session:
         return cleared
 
     @staticmethod
-    def _labels_for(data: ImageSet, names: tuple[str, ...]) -> np.ndarray | None:
-        """Dataset labels re-indexed to the teacher's class order; a mismatch is an error."""
+    def labels_for(data: ImageSet, names: Sequence[str]) -> np.ndarray | None:
+        """``data``'s labels re-indexed to the class order ``names`` (the teacher's); None without
+        labels; classes that differ are an error."""
+        names = tuple(names)
         if data.labels is None or data.class_names is None:
             return None
         if tuple(data.class_names) == names:
@@ -172,16 +204,23 @@ class Session:
         if set(data.class_names) == set(names):
             remap = np.array([names.index(c) for c in data.class_names])
             return np.where(data.labels >= 0, remap[np.maximum(data.labels, 0)], -1)
-        raise ValueError(f"The teacher's classes {list(names)} do not match the dataset's classes "
+        raise InputError(f"The teacher's classes {list(names)} do not match the dataset's classes "
                          f"{list(data.class_names)} ({len(names)} vs {len(data.class_names)}); "
                          "use a teacher for these classes or a dataset without labels")
 
     def set_encoder(self, encoder_id: str) -> list[str]:
+        """Choose the CLIP encoder; clears the embeddings, concepts, student and the PRG student
+        (its zero-shot teacher is this encoder)."""
         if encoder_id == self.encoder_id:
             return []
-        cleared = self._clear_embeddings()
+        cleared = self._clear_embeddings() + self._clear_prg()
         self.encoder_id = encoder_id
         return cleared
+
+    def _clear_prg(self) -> list[str]:
+        had = self.prg_run is not None
+        self.prg_run = None
+        return ["PRG student"] if had else []
 
     def embed(self, progress: Progress | None = None, patches: bool = True) -> ImageEmbeddings:
         """Image embeddings, from the content-addressed cache when this dataset was seen before."""
@@ -202,7 +241,7 @@ class Session:
             if progress:
                 progress(len(data), len(data))
             return ImageEmbeddings(hit["global"], hit.get("patches"), int(hit["grid"][0]))
-        encoder = load_encoder(self.encoder_id)
+        encoder = shared_encoder(self.encoder_id)
         source = data.arrays if data.arrays is not None else data.images()
         emb = encoder.embed_images(source, patches=patches, progress=progress)
         arrays = {"global": emb.global_, "grid": np.array([emb.grid])}
@@ -216,7 +255,7 @@ class Session:
                          progress: Progress | None = None) -> ConceptMatrix:
         """Concept scores X [N, K] for the corpus; clears the student (its concepts changed)."""
         self.embed(progress, patches=mode != "global")
-        bank = build_bank(load_encoder(self.encoder_id), corpus)
+        bank = build_bank(shared_encoder(self.encoder_id), corpus)
         X = concept_scores(self.embeddings, bank, mode)
         cleared_eval = {name: concept_scores(e.embeddings, bank, mode) for name, e in self.eval_sets.items()}
         self._clear_concepts()
@@ -225,68 +264,66 @@ class Session:
             e.concepts = cleared_eval[name]
         return X
 
-    def distill(self, n_members: int = 20, alpha: float = 1e-4, validation_share: float = 0.2,
-                max_iter: int = 500, progress: Progress | None = None) -> dict:
-        """Fit the concept student on the training split; returns held-out metrics."""
+    def distill(self, config: DistillConfig | None = None, progress: Progress | None = None,
+                **changes) -> dict:
+        """Fit the concept student on the training split; returns held-out metrics.
+
+        ``config`` defaults to ``DistillConfig()``; keyword ``changes`` (``n_members=5``) adjust it.
+        """
         if self.concepts is None or self.P is None:
             raise SessionError("Distilling needs teacher outputs and concept scores first")
-        if not 0 < validation_share < 0.9:
-            raise ValueError(f"validation_share: must lie in (0, 0.9), got {validation_share!r}")
-        n = len(self.P)
-        rng = np.random.default_rng(self.seed)
-        perm = rng.permutation(n)
-        n_val = max(1, int(round(validation_share * n)))
-        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        config = (config or DistillConfig()).with_changes(**changes)
+        train_idx, val_idx = holdout_split(len(self.P), config.validation_share,
+                                           np.random.default_rng(self.seed))
+        train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
         if len(train_idx) < 10:
-            raise ValueError(f"The training split has {len(train_idx)} images; at least 10 are needed")
-        student = ConceptStudent(n_members=n_members, alpha=alpha, max_iter=max_iter,
-                                 random_state=self.seed)
+            raise InputError(f"The training split has {len(train_idx)} images; at least 10 are needed")
+        student = ConceptStudent(**config.student_params(), random_state=self.seed)
         student.fit(self.concepts.X[train_idx], self.P[train_idx])
         if progress:
             progress(1, 1)
         self._clear_student()
         self.student, self.train_idx, self.val_idx = student, train_idx, val_idx
-        self.student_params = {"n_members": n_members, "alpha": alpha,
-                               "validation_share": validation_share, "max_iter": max_iter}
+        self.student_params = asdict(config)
         self.lower, self.upper = empty_bounds(student.coef_.shape)
         after = self.evaluate()
-        self.provenance.add(ProvenanceStep([], {}, after, student.coef_.copy(),
-                                           student.intercept_.copy(), self.lower.copy(),
-                                           self.upper.copy(), [], label="fit"))
+        self._log([], {}, after, [], "fit")
         return after
+
+    def _log(self, actions: list[dict], before: dict, after: dict, touched: list[str],
+             label: str) -> ProvenanceStep:
+        """Append a provenance step holding a snapshot of the current weights and bounds."""
+        student = self._need_student()
+        step = ProvenanceStep(actions, before, after, student.coef_.copy(), student.intercept_.copy(),
+                              self.lower.copy(), self.upper.copy(), touched, label=label)
+        self.provenance.add(step)
+        return step
 
     def tune(self, actions: Sequence[TuningAction], label: str = "") -> ProvenanceStep:
         """Apply edits: tighten bounds, refit only the touched classes, log a provenance step."""
         student = self._need_student()
         if not actions:
-            raise ValueError("actions: no edit to apply")
+            raise InputError("actions: no edit to apply")
         lower, upper, touched = apply_actions(actions, student.coef_, self.lower, self.upper,
                                               self.concepts.names, self.class_names)
         before = self.evaluate()
-        student.refit(self.concepts.X[self.train_idx], self.P[self.train_idx], lower, upper, touched)
+        student.refit(self.concepts.X[self.train_idx], self.P[self.train_idx], lower, upper,
+                      class_indices=touched)
         self.lower, self.upper = lower, upper
-        after = self.evaluate()
-        step = ProvenanceStep([a.__dict__.copy() for a in actions], before, after,
-                              student.coef_.copy(), student.intercept_.copy(), lower.copy(),
-                              upper.copy(), [self.class_names[c] for c in touched], label=label)
-        self.provenance.add(step)
-        return step
+        return self._log([a.__dict__.copy() for a in actions], before, self.evaluate(),
+                         [self.class_names[c] for c in touched], label)
 
     def restore(self, index: int) -> ProvenanceStep:
         """Return to the weights and bounds of step ``index``; logged as a new step, so the log
         only grows and nothing is lost."""
         student = self._need_student()
         if not 0 <= index < len(self.provenance):
-            raise ValueError(f"step: no provenance step {index}; there are {len(self.provenance)}")
+            raise InputError(f"step: no provenance step {index}; there are {len(self.provenance)}")
         target = self.provenance.steps[index]
         before = self.evaluate()
         student.coef_, student.intercept_ = target.coef.copy(), target.intercept.copy()
         self.lower, self.upper = target.lower.copy(), target.upper.copy()
-        step = ProvenanceStep([], before, self.evaluate(), target.coef.copy(), target.intercept.copy(),
-                              target.lower.copy(), target.upper.copy(), [],
-                              label=f"restore step {index}")
-        self.provenance.add(step)
-        return step
+        return self._log([], before, self.evaluate(), [], f"restore step {index}")
 
     def evaluate(self) -> dict:
         """Held-out metrics (fidelity, accuracy, per class) plus each evaluation set's."""
@@ -300,27 +337,42 @@ class Session:
                 continue
             proba = student.predict_proba(e.concepts.X)
             out[f"{name}_fidelity"] = metrics.fidelity(proba, e.P)
-            labels_e = self._labels_for(e.images, self.class_names)
+            labels_e = self.labels_for(e.images, self.class_names)
             out[f"{name}_accuracy"] = metrics.accuracy(proba, labels_e)
             out[f"{name}_teacher_accuracy"] = metrics.accuracy(e.P, labels_e)
         return out
 
-    def run_prg(self, config, class_names: Sequence[str] | None = None,
-                templates: Sequence[str] | None = None, image_size: int = 64,
+    def run_prg(self, config: PRGConfig | None = None, class_names: Sequence[str] | None = None,
+                templates: Sequence[str] | None = None, image_size: int | None = None,
                 progress=None, teacher_progress: Progress | None = None):
         """PRG: distill a compact CNN from CLIP zero-shot over class names (the session's encoder,
-        or the demo encoder), reading no label during training."""
+        else the default one), reading no label during training.
+
+        Class names default to the dataset's; dataset labels are re-indexed to their order and
+        used only to report accuracy, on the dataset and on every labelled evaluation set. The
+        image size defaults to the dataset's own (64 for files of mixed sizes).
+        """
         from infi import prg
-        from infi.teachers import ZERO_SHOT_TEMPLATES, ClipZeroShotTeacher
+        from infi.teachers import ZERO_SHOT_TEMPLATES, ClipZeroShotTeacher, parse_class_names
 
         data = self._need_dataset()
-        names = tuple(class_names or data.class_names or ())
-        teacher = ClipZeroShotTeacher(load_encoder(self.encoder_id or "demo"), names,
+        names = parse_class_names(class_names) or tuple(data.class_names or ())
+        if len(names) < 2:
+            raise InputError("class names: PRG needs at least two class names; give them, or use a "
+                             "dataset with class folders")
+        size = image_size or (data.arrays.shape[1] if data.arrays is not None else 64)
+        teacher = ClipZeroShotTeacher(shared_encoder(self.encoder_id or DEFAULT_ENCODER), names,
                                       tuple(templates or ZERO_SHOT_TEMPLATES))
-        labels = self._labels_for(data, names) if data.class_names else None
-        self.prg_run = prg.distill_images(data.as_arrays(image_size), labels, teacher, config,
-                                          progress, teacher_progress)
-        return self.prg_run
+        labels = self.labels_for(data, names)
+        run = prg.distill_images(data.as_arrays(size), labels, teacher, config or PRGConfig(),
+                                 progress, teacher_progress)
+        for name, extra in self.eval_sets.items():
+            extra_labels = self.labels_for(extra.images, names)
+            if extra_labels is not None and (extra_labels >= 0).any():
+                logits = prg.predict_logits(run.result.model, extra.images.as_arrays(size))
+                run.figures[f"{name}_student_accuracy"] = metrics.accuracy(logits, extra_labels)
+        self.prg_run = run
+        return run
 
     # --- helpers -----------------------------------------------------------------------------
 

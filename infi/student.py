@@ -18,14 +18,20 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import DataConversionWarning
+from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from infi.errors import ConfigError, InputError
+from infi.splits import holdout_split
 
 _EPS = 1e-7
 
@@ -119,17 +125,60 @@ def fista(X: torch.Tensor, T: torch.Tensor, sw: torch.Tensor, W: torch.Tensor, b
     return SolverResult(W, b, it)
 
 
+class InvalidStudentParameter(ConfigError, InvalidParameterError):
+    """A ``ConceptStudent`` parameter of the wrong type or outside its range."""
+
+
 class ConceptStudent(ClassifierMixin, BaseEstimator):
     """Ensemble of sparse one-vs-rest logistic models that mimics a teacher on concept scores.
 
-    ``fit(X, y)`` takes ``y`` as class labels [N] or as the teacher's probabilities [N, C]. Each of
-    ``n_members`` members sees Poisson(1) bootstrap weights; ``alpha`` is the L1 strength λ.
-    ``max_iter`` bounds the pooled stage and ``member_iter`` each member's refinement from it.
-    Fitted attributes: ``coef_`` [k, K, C] on standardized concepts, ``intercept_`` [k, C],
-    ``mean_`` / ``scale_`` [K] (the standardization), ``classes_``, ``n_iter_``.
+    Parameters
+    ----------
+    n_members : int, default=20
+        Ensemble size k; each member sees Poisson(1) bootstrap weights of the rows.
+    alpha : float, default=1e-4
+        L1 strength λ on the weights of standardized concepts.
+    max_iter : int, default=500
+        Iteration bound of the pooled stage.
+    member_iter : int, default=60
+        Iterations each member refines the pooled solution on its own bootstrap weights.
+    tol : float, default=1e-4
+        Stop when the relative change of the weights falls below this.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows and stop the pooled stage when their BCE
+        stops improving for ``n_iter_no_change`` checks.
+    validation_fraction : float, default=0.1
+        Share of rows held out for early stopping.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in checks ten iterations apart.
+    random_state : int or None, default=None
+        Seed of the bootstrap weights and the early-stopping split.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (k, K, C)
+        Weights per member on standardized concepts.
+    intercept_ : ndarray of shape (k, C)
+    mean_, scale_ : ndarray of shape (K,)
+        The standardization of each concept over the fit rows.
+    classes_ : ndarray of shape (C,)
+    n_iter_ : int
+    n_features_in_ : int
     """
 
-    def __init__(self, n_members: int = 20, alpha: float = 1e-4, max_iter: int = 500,
+    _parameter_constraints: dict = {
+        "n_members": [Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "member_iter": [Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, n_members: int = 20, *, alpha: float = 1e-4, max_iter: int = 500,
                  member_iter: int = 60, tol: float = 1e-4, early_stopping: bool = True,
                  validation_fraction: float = 0.1, n_iter_no_change: int = 10,
                  random_state: int | None = None):
@@ -153,9 +202,9 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
             y = y.ravel()
         if y.ndim == 2 and y.dtype.kind == "f":
             if not np.isfinite(y).all():
-                raise ValueError("y: teacher probabilities contain NaN or inf")
+                raise InputError("y: teacher probabilities contain NaN or inf")
             if (y < 0).any() or (y > 1).any():
-                raise ValueError("y: teacher probabilities must lie in [0, 1]")
+                raise InputError("y: teacher probabilities must lie in [0, 1]")
             self.classes_ = np.arange(y.shape[1])
             self._soft_ = True
             return y.astype(np.float32)
@@ -165,24 +214,34 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
         return np.eye(len(self.classes_), dtype=np.float32)[codes]
 
     def _check_params(self) -> None:
-        if not isinstance(self.n_members, (int, np.integer)) or self.n_members < 1:
-            raise ValueError(f"n_members: must be a positive integer, got {self.n_members!r}")
-        if not self.alpha >= 0:
-            raise ValueError(f"alpha: the L1 strength must be >= 0, got {self.alpha!r}")
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction: must lie in (0, 1), got {self.validation_fraction!r}")
-        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
-            raise ValueError(f"max_iter: must be a positive integer, got {self.max_iter!r}")
-        if not isinstance(self.member_iter, (int, np.integer)) or self.member_iter < 0:
-            raise ValueError(f"member_iter: must be a non-negative integer, got {self.member_iter!r}")
+        """Every parameter against ``_parameter_constraints``; the error names the parameter."""
+        try:
+            self._validate_params()
+        except InvalidParameterError as err:
+            raise InvalidStudentParameter(str(err)) from None
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None) -> ConceptStudent:
+        """Fit the ensemble to a teacher.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, K)
+            Concept scores.
+        y : array-like of shape (N,) or (N, C)
+            Class labels, or the teacher's probabilities (soft targets).
+        sample_weight : array-like of shape (N,), default=None
+            Non-negative row weights, multiplied into every member's bootstrap weights.
+
+        Returns
+        -------
+        self : ConceptStudent
+        """
         self._check_params()
         X, y = validate_data(self, X, y, dtype=np.float32, multi_output=True,
                              y_numeric=False, reset=True)
         T = self._targets(y)
         if len(self.classes_) < 2 and not self._soft_:
-            raise ValueError("y: the student needs at least two classes, got one class")
+            raise InputError("y: the student needs at least two classes, got one class")
         n = len(X)
         rng = np.random.default_rng(self.random_state)
         self.mean_ = X.mean(axis=0)
@@ -192,15 +251,13 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
         Tt = torch.from_numpy(T)
         base = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
         if base.shape != (n,) or not np.isfinite(base).all() or (base < 0).any():
-            raise ValueError("sample_weight: must be finite, non-negative and one per sample")
+            raise InputError("sample_weight: must be finite, non-negative and one per sample")
         if not base.any():
-            raise ValueError("sample_weight: all sample weights are zero")
+            raise InputError("sample_weight: all sample weights are zero")
 
         fit_idx, val_idx = np.arange(n), None
         if self.early_stopping and n >= 20:
-            perm = rng.permutation(n)
-            n_val = max(1, int(round(self.validation_fraction * n)))
-            val_idx, fit_idx = perm[:n_val], perm[n_val:]
+            fit_idx, val_idx = holdout_split(n, self.validation_fraction, rng)
         weights = rng.poisson(1.0, size=(self.n_members, len(fit_idx))).astype(np.float32)
         weights *= base[fit_idx][None, :].astype(np.float32)
         weights /= np.maximum(weights.mean(axis=1, keepdims=True), 1e-8)
@@ -231,18 +288,45 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
         self._sample_weights_ = weights
         return self
 
-    def refit(self, X, y, lower: np.ndarray, upper: np.ndarray, classes: list[int] | None = None,
-              max_iter: int = 60, tol: float = 1e-3) -> "ConceptStudent":
-        """Re-solve the classes in ``classes`` under box bounds [k, K, C], warm-started.
+    def refit(self, X, y, lower: np.ndarray, upper: np.ndarray, class_indices: Sequence[int] | None = None,
+              max_iter: int = 60, tol: float = 1e-3) -> ConceptStudent:
+        """Re-solve some classes under box bounds on their weights, warm-started.
 
-        ``X, y`` must be the data given to ``fit``: the same fit rows and bootstrap weights are
-        reused, so an edit changes the solution only as far as the bounds demand. Classes are
-        independent one-vs-rest problems, so untouched classes keep their weights exactly.
+        Classes are independent one-vs-rest problems, so untouched classes keep their weights
+        exactly; the same fit rows and bootstrap weights are reused, so an edit changes the
+        solution only as far as the bounds demand.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, K)
+            The concept scores given to ``fit`` (same rows, same width).
+        y : array-like
+            The targets given to ``fit``.
+        lower, upper : ndarray of shape (k, K, C)
+            Box bounds on every weight (``-inf`` / ``inf`` where free).
+        class_indices : sequence of int, default=None
+            The classes to refit; all when None.
+        max_iter : int, default=60
+        tol : float, default=1e-3
+
+        Returns
+        -------
+        self : ConceptStudent
         """
         check_is_fitted(self, "coef_")
+        n_fit = int(self._fit_rows_.max()) + 1 if len(self._fit_rows_) else 0
+        if np.ndim(X) != 2 or np.shape(X)[1] != self.n_features_in_:
+            raise InputError(f"X: refit needs the {self.n_features_in_} concepts the student was "
+                             f"fitted on, got an array of shape {np.shape(X)}")
+        if np.shape(X)[0] < n_fit:
+            raise InputError(f"X: refit needs the rows given to fit (at least {n_fit}), got {np.shape(X)[0]}")
+        if np.shape(lower) != self.coef_.shape or np.shape(upper) != self.coef_.shape:
+            raise InputError(f"lower/upper: bounds must have the weights' shape {self.coef_.shape}")
         Xs = self._standardize(X)
         T = torch.from_numpy(self._targets_like_fit(y))
-        classes = list(range(len(self.classes_))) if classes is None else list(classes)
+        classes = list(range(len(self.classes_))) if class_indices is None else [int(c) for c in class_indices]
+        if any(not 0 <= c < len(self.classes_) for c in classes):
+            raise InputError(f"class_indices: {classes} outside 0..{len(self.classes_) - 1}")
         if not classes:
             return self
         rows = torch.from_numpy(self._fit_rows_)
@@ -265,7 +349,7 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         if self._soft_:
             if y.ndim != 2 or y.shape[1] != len(self.classes_):
-                raise ValueError("y: refit needs the teacher probabilities given to fit")
+                raise InputError("y: refit needs the teacher probabilities given to fit")
             return y.astype(np.float32)
         codes = np.searchsorted(self.classes_, y)
         return np.eye(len(self.classes_), dtype=np.float32)[codes]
@@ -302,25 +386,40 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float32, reset=False)
         return torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32))
 
-    def member_scores(self, X) -> np.ndarray:
-        """Sigmoid one-vs-rest scores of every member: [k, N, C]."""
-        Xs = self._standardize(X)
-        W, b = torch.from_numpy(self.coef_), torch.from_numpy(self.intercept_)
-        return torch.sigmoid(torch.einsum("nd,kdc->knc", Xs, W) + b[:, None, :]).numpy()
-
     def predict_proba(self, X) -> np.ndarray:
-        """Member-mean of sigmoid scores, normalized over classes."""
+        """Member-mean of sigmoid scores, normalized over classes.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, K)
+
+        Returns
+        -------
+        proba : ndarray of shape (N, C)
+        """
         # float64 at prediction: a row's answer must not depend on which rows share its batch
         Xs = self._standardize(X).double()
         return _ensemble_normalized(Xs, torch.from_numpy(self.coef_).double(),
                                     torch.from_numpy(self.intercept_).double()).numpy()
 
     def predict(self, X) -> np.ndarray:
+        """The class with the highest ensemble probability, as an array of shape (N,)."""
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
 
     def explain(self, X, class_index: int) -> np.ndarray:
-        """Per-concept contributions ``w_mean * x_std`` to class ``class_index``: [N, K]."""
+        """Per-concept contributions to one class's score.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, K)
+        class_index : int
+
+        Returns
+        -------
+        contributions : ndarray of shape (N, K)
+            ``w_mean * x_std``: the member-mean weight times the standardized score.
+        """
         Xs = self._standardize(X).numpy()
         return Xs * self.coef_[:, :, class_index].mean(axis=0)[None, :]
 

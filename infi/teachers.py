@@ -9,16 +9,19 @@ never unpickled: NPY loads with ``allow_pickle=False``, Parquet and CSV are data
 from __future__ import annotations
 
 import io
+import tempfile
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import torch
 
 from infi.data import ImageSet
+from infi.errors import MissingFileError, ModelLoadError, TeacherError
 from infi.hub import failure_detail, is_local
 
 Progress = Callable[[int, int], None]
@@ -48,11 +51,11 @@ def check_probabilities(P: np.ndarray, n: int, n_classes: int, what: str = "teac
     """Validate a probability matrix: shape, finiteness, rows summing to 1."""
     P = np.asarray(P, dtype=np.float64)
     if P.shape != (n, n_classes):
-        raise ValueError(f"{what}: expected probabilities of shape ({n}, {n_classes}), got {P.shape}")
+        raise TeacherError(f"{what}: expected probabilities of shape ({n}, {n_classes}), got {P.shape}")
     if not np.isfinite(P).all():
-        raise ValueError(f"{what}: probabilities contain NaN or inf")
+        raise TeacherError(f"{what}: probabilities contain NaN or inf")
     if (P < 0).any() or not np.allclose(P.sum(axis=1), 1, atol=PROBABILITY_TOLERANCE):
-        raise ValueError(f"{what}: probabilities must be non-negative and sum to 1 per image")
+        raise TeacherError(f"{what}: probabilities must be non-negative and sum to 1 per image")
     return P.astype(np.float32)
 
 
@@ -75,7 +78,7 @@ class PredictionsTeacher:
         if self.matrix is not None:
             values = self.matrix
             if len(values) != len(images):
-                raise ValueError(f"{self.name}: {len(values)} rows for {len(images)} images; an NPY "
+                raise TeacherError(f"{self.name}: {len(values)} rows for {len(images)} images; an NPY "
                                  "file must have one row per image, in the dataset's order")
         else:
             ids = self.table.index.astype(str)
@@ -83,17 +86,17 @@ class PredictionsTeacher:
             missing = wanted.difference(ids)
             extra = ids.difference(wanted)
             if len(missing):
-                raise ValueError(f"{self.name}: no prediction for {len(missing)} image(s), e.g. "
+                raise TeacherError(f"{self.name}: no prediction for {len(missing)} image(s), e.g. "
                                  f"{list(missing[:5])}")
             if len(extra):
-                raise ValueError(f"{self.name}: {len(extra)} id(s) are not in the dataset, e.g. "
+                raise TeacherError(f"{self.name}: {len(extra)} id(s) are not in the dataset, e.g. "
                                  f"{list(extra[:5])}")
             values = self.table.loc[images.ids].to_numpy(dtype=np.float64)
         if values.shape[1] != len(self.class_names):
-            raise ValueError(f"{self.name}: {values.shape[1]} columns for {len(self.class_names)} classes")
+            raise TeacherError(f"{self.name}: {values.shape[1]} columns for {len(self.class_names)} classes")
         if not np.isfinite(values).all():
             bad = np.argwhere(~np.isfinite(values))[0]
-            raise ValueError(f"{self.name}: NaN or inf for image {images.ids[bad[0]]!r}, "
+            raise TeacherError(f"{self.name}: NaN or inf for image {images.ids[bad[0]]!r}, "
                              f"class {self.class_names[bad[1]]!r}")
         kind = self.kind
         if kind == "auto":
@@ -104,7 +107,7 @@ class PredictionsTeacher:
             sums = values.sum(axis=1)
             off = np.flatnonzero(np.abs(sums - 1) > PROBABILITY_TOLERANCE)
             if len(off):
-                raise ValueError(f"{self.name}: probabilities of {len(off)} image(s) do not sum to 1 "
+                raise TeacherError(f"{self.name}: probabilities of {len(off)} image(s) do not sum to 1 "
                                  f"(e.g. {images.ids[off[0]]!r} sums to {sums[off[0]]:.3f}); pass "
                                  "kind='logits' if these are scores")
             P = values
@@ -118,9 +121,9 @@ def load_predictions(data: bytes | str | Path, filename: str, class_names: Seque
     """Parse a predictions file by its extension (.csv, .parquet, .npy): ``data`` is a path, the
     file's bytes, or CSV text."""
     if kind not in ("auto", "probabilities", "logits"):
-        raise ValueError(f"kind: choose 'auto', 'probabilities' or 'logits', got {kind!r}")
+        raise TeacherError(f"kind: choose 'auto', 'probabilities' or 'logits', got {kind!r}")
     if isinstance(data, Path) and not data.is_file():
-        raise FileNotFoundError(f"{filename}: no file at {data}")
+        raise MissingFileError(f"{filename}: no file at {data}")
     raw = Path(data).read_bytes() if isinstance(data, (str, Path)) and Path(str(data)).is_file() else data
     if isinstance(raw, str):
         raw = raw.encode()
@@ -129,37 +132,37 @@ def load_predictions(data: bytes | str | Path, filename: str, class_names: Seque
         try:
             matrix = np.load(io.BytesIO(raw), allow_pickle=False)
         except (ValueError, OSError) as err:
-            raise ValueError(f"{filename}: not a plain numeric NPY array ({err})") from err
+            raise TeacherError(f"{filename}: not a plain numeric NPY array ({err})") from err
         if matrix.ndim != 2 or matrix.dtype.kind not in "fiu":
-            raise ValueError(f"{filename}: expected a numeric [N, C] array, got {matrix.dtype} {matrix.shape}")
+            raise TeacherError(f"{filename}: expected a numeric [N, C] array, got {matrix.dtype} {matrix.shape}")
         names = tuple(class_names) if class_names else tuple(f"class_{i}" for i in range(matrix.shape[1]))
         if len(names) != matrix.shape[1]:
-            raise ValueError(f"{filename}: {matrix.shape[1]} columns but {len(names)} class names")
+            raise TeacherError(f"{filename}: {matrix.shape[1]} columns but {len(names)} class names")
         teacher = PredictionsTeacher(None, matrix.astype(np.float64), names, kind, filename)
     elif suffix in (".csv", ".parquet"):
         try:
             table = pd.read_csv(io.BytesIO(raw)) if suffix == ".csv" else pd.read_parquet(io.BytesIO(raw))
         except Exception as err:  # pandas raises many types for malformed files
-            raise ValueError(f"{filename}: could not be read as {suffix[1:].upper()} ({err})") from err
+            raise TeacherError(f"{filename}: could not be read as {suffix[1:].upper()} ({err})") from err
         id_col = next((c for c in table.columns if str(c).strip().lower() in ("id", "image")), None)
         if id_col is None:
-            raise ValueError(f"{filename}: needs an 'id' (or 'image') column; found {list(table.columns)}")
+            raise TeacherError(f"{filename}: needs an 'id' (or 'image') column; found {list(table.columns)}")
         if table[id_col].duplicated().any():
             dup = table[id_col][table[id_col].duplicated()].astype(str).tolist()[:5]
-            raise ValueError(f"{filename}: ids listed more than once: {dup}")
+            raise TeacherError(f"{filename}: ids listed more than once: {dup}")
         table = table.set_index(table[id_col].astype(str)).drop(columns=[id_col])
         non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
         if non_numeric:
-            raise ValueError(f"{filename}: class columns must be numbers; not numeric: {non_numeric[:5]}")
+            raise TeacherError(f"{filename}: class columns must be numbers; not numeric: {non_numeric[:5]}")
         names = tuple(str(c) for c in table.columns)
         if class_names is not None and tuple(class_names) != names:
-            raise ValueError(f"{filename}: class columns {list(names)} differ from the classes "
+            raise TeacherError(f"{filename}: class columns {list(names)} differ from the classes "
                              f"{list(class_names)}")
         teacher = PredictionsTeacher(table, None, names, kind, filename)
     else:
-        raise ValueError(f"{filename}: predictions must be .csv, .parquet or .npy")
+        raise TeacherError(f"{filename}: predictions must be .csv, .parquet or .npy")
     if expected_classes is not None and len(teacher.class_names) != expected_classes:
-        raise ValueError(f"{filename}: {len(teacher.class_names)} classes, but the dataset has "
+        raise TeacherError(f"{filename}: {len(teacher.class_names)} classes, but the dataset has "
                          f"{expected_classes}")
     return teacher
 
@@ -167,7 +170,8 @@ def load_predictions(data: bytes | str | Path, filename: str, class_names: Seque
 # --- models -----------------------------------------------------------------------------------
 
 
-def _batched(images: ImageSet, batch_size: int, fn, progress: Progress | None) -> np.ndarray:
+def batched_predict(images: ImageSet, batch_size: int, fn, progress: Progress | None) -> np.ndarray:
+    """``fn(range)`` over consecutive batches of ``images``, concatenated, with progress."""
     out = []
     n = len(images)
     for start in range(0, n, batch_size):
@@ -175,26 +179,6 @@ def _batched(images: ImageSet, batch_size: int, fn, progress: Progress | None) -
         if progress:
             progress(min(start + batch_size, n), n)
     return np.concatenate(out)
-
-
-@dataclass
-class DemoTeacherAdapter:
-    """The bundled Shapes World CNN."""
-
-    name: str = "demo teacher"
-    class_names: tuple[str, ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        from infi.demo.teacher import load_demo_teacher
-
-        self._teacher = load_demo_teacher()
-        self.class_names = self._teacher.class_names
-
-    def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray:
-        size = self._teacher.image_size
-        arrays = images.as_arrays(size)
-        return _batched(images, 256, lambda idx: self._teacher.predict_proba(arrays[idx.start:idx.stop]),
-                        progress).astype(np.float32)
 
 
 PICKLE_HINT = ("Infi never unpickles uploaded files; export the model with torch.jit.script or "
@@ -235,11 +219,11 @@ class TorchScriptTeacher:
     def __post_init__(self) -> None:
         problem = torchscript_problem(self.path)
         if problem:
-            raise ValueError(f"{Path(self.path).name}: {problem}")
+            raise TeacherError(f"{Path(self.path).name}: {problem}")
         try:
             self._module = torch.jit.load(self.path, map_location="cpu")
         except Exception as err:  # torch raises RuntimeError and others for non-TorchScript files
-            raise ValueError(f"{Path(self.path).name}: not a TorchScript model ({err})") from err
+            raise TeacherError(f"{Path(self.path).name}: not a TorchScript model ({err})") from err
         self._module.eval()
 
     def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray:
@@ -249,15 +233,21 @@ class TorchScriptTeacher:
 
         def run(idx):
             x = torch.from_numpy(arrays[idx.start:idx.stop]).permute(0, 3, 1, 2).float() / 255
-            with torch.inference_mode():
-                logits = self._module((x - mean) / std)
+            try:
+                with torch.inference_mode():
+                    logits = self._module((x - mean) / std)
+            except Exception as err:  # the model's own code failed on our input
+                raise TeacherError(f"{self.name}: the model failed on a batch of {len(x)} images of "
+                                   f"{self.image_size}x{self.image_size} ({type(err).__name__}: "
+                                   f"{str(err).strip().splitlines()[-1][:200]}); check the input "
+                                   "size") from err
             logits = np.asarray(logits.float().numpy(), np.float64)
             if logits.ndim != 2 or logits.shape[1] != len(self.class_names):
-                raise ValueError(f"{self.name}: the model returned shape {logits.shape}, expected "
+                raise TeacherError(f"{self.name}: the model returned shape {logits.shape}, expected "
                                  f"[batch, {len(self.class_names)}]")
             return softmax(logits)
 
-        return check_probabilities(_batched(images, 64, run, progress), len(images),
+        return check_probabilities(batched_predict(images, 64, run, progress), len(images),
                                    len(self.class_names), self.name)
 
 
@@ -277,7 +267,7 @@ class HFClassifierTeacher:
             self._model = AutoModelForImageClassification.from_pretrained(self.model_id, local_files_only=local)
             self._processor = AutoImageProcessor.from_pretrained(self.model_id, local_files_only=local)
         except OSError as err:
-            raise OSError(f"Could not load the classifier {self.model_id!r}: {failure_detail(err)}. "
+            raise ModelLoadError(f"Could not load the classifier {self.model_id!r}: {failure_detail(err)}. "
                           "Offline, give a "
                           "local folder saved with save_pretrained, or use a predictions file.") from err
         self._model.eval()
@@ -291,7 +281,7 @@ class HFClassifierTeacher:
                 logits = self._model(**batch).logits
             return torch.softmax(logits.float(), dim=1).numpy()
 
-        return check_probabilities(_batched(images, 32, run, progress), len(images),
+        return check_probabilities(batched_predict(images, 32, run, progress), len(images),
                                    len(self.class_names), self.name)
 
 
@@ -311,10 +301,10 @@ class ClipZeroShotTeacher:
 
     def __post_init__(self) -> None:
         if len(self.class_names) < 2:
-            raise ValueError("class_names: zero-shot needs at least two class names")
+            raise TeacherError("class_names: zero-shot needs at least two class names")
         for t in self.templates:
             if t.count("{}") != 1:
-                raise ValueError(f"templates: {t!r} must contain exactly one '{{}}' placeholder")
+                raise TeacherError(f"templates: {t!r} must contain exactly one '{{}}' placeholder")
 
     def template_logits(self, image_embeddings: np.ndarray) -> np.ndarray:
         """Logits per template [J, N, C] for unit image embeddings [N, D]."""
@@ -334,3 +324,74 @@ class ClipZeroShotTeacher:
         logits, _ = self.ensemble(self.template_logits(emb.global_))
         return check_probabilities(softmax(logits.astype(np.float64)), len(images),
                                    len(self.class_names), self.name)
+
+
+# --- one way to name a teacher ------------------------------------------------------------------
+
+SPEC_KINDS = ("predictions", "torchscript", "hf", "zeroshot")
+SPEC_HELP = ("a registered teacher (demo) | predictions:FILE | torchscript:FILE | hf:MODEL_ID | "
+             "zeroshot[:ENCODER]")
+
+
+def parse_class_names(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Class names from 'a, b, c' (or a list): whitespace trimmed, blanks dropped, duplicates an
+    error. The app and the CLI read class names only through here."""
+    if text is None:
+        return ()
+    raw = text.split(",") if isinstance(text, str) else list(text)
+    names = tuple(" ".join(str(n).split()) for n in raw)
+    names = tuple(n for n in names if n)
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise TeacherError(f"class names: {dupes} listed more than once")
+    return names
+
+
+def from_spec(spec: str, dataset_classes: Sequence[str] | None = None, *,
+              class_names: Sequence[str] | None = None, data: bytes | None = None,
+              filename: str | None = None, kind: str = "auto", image_size: int = 224,
+              templates: Sequence[str] = ZERO_SHOT_TEMPLATES,
+              encoder_loader: Callable[[str], object] | None = None,
+              default_encoder: str = "demo") -> Teacher:
+    """The teacher a reference names, built the same way for the app and the CLI.
+
+    ``spec`` is a registered name (``demo``), ``predictions:FILE``, ``torchscript:FILE``,
+    ``hf:MODEL_ID`` or ``zeroshot[:ENCODER]``. ``data`` (with ``filename``) stands in for the file of
+    an upload. Class names default to the dataset's (``dataset_classes``): a predictions ``.npy``
+    and a TorchScript model carry none, and zero-shot prompts are built from them.
+    """
+    from infi import registry
+    from infi.encoders import shared_encoder
+
+    head, _, value = spec.partition(":")
+    head = head.strip()
+    names = parse_class_names(class_names) or tuple(dataset_classes or ())
+    expected = len(dataset_classes) if dataset_classes else None
+    if head not in SPEC_KINDS:
+        if value:
+            raise TeacherError(f"teacher: unknown kind {head!r}; give {SPEC_HELP}")
+        return registry.TEACHERS.get(head)()
+    if head in ("predictions", "torchscript") and not value and data is None:
+        raise TeacherError(f"teacher: {head} needs a file, as {head}:FILE")
+    if head == "predictions":
+        name = filename or Path(value).name
+        source = data if data is not None else Path(value)
+        is_npy = name.lower().endswith(".npy")
+        return load_predictions(source, name, class_names=names or None if is_npy else None,
+                                kind=kind, expected_classes=expected)
+    if head == "torchscript":
+        if not names:
+            raise TeacherError("teacher: a TorchScript model needs class names; give them, or use a "
+                               "dataset with class folders or labels")
+        if data is None:
+            return TorchScriptTeacher(value, names, image_size=image_size)
+        with tempfile.TemporaryDirectory() as tmp:  # under the upload's own name, for messages
+            path = Path(tmp) / (Path(filename or "model.pt").name or "model.pt")
+            path.write_bytes(data)
+            return TorchScriptTeacher(str(path), names, image_size=image_size)
+    if head == "hf":
+        if not value:
+            raise TeacherError("teacher: hf needs a model id or folder, as hf:MODEL_ID")
+        return HFClassifierTeacher(value.strip())
+    load = encoder_loader or shared_encoder
+    return ClipZeroShotTeacher(load(value.strip() or default_encoder), names, tuple(templates))

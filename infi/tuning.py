@@ -1,7 +1,7 @@
 """Tuning actions turned into weight bounds, and the Provenance log of applied edits.
 
 An action names a concept, a class (or all classes) and a kind; ``w0`` is the weight before the
-action, per ensemble member (DESIGN.md):
+action, per ensemble member:
 - ``downtune(x)``, 0 <= x < 1: ``|w| <= x|w0|``, sign kept;
 - ``uptune(x)``, x > 1: ``|w| >= x|w0|``, sign kept (``magnitude``, signed, when ``w0`` is ~0);
 - ``remove``: ``w = 0``;  ``lock``: ``w = w0``.
@@ -13,10 +13,13 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
+
+from infi.errors import TuningError
 
 KINDS = ("uptune", "downtune", "remove", "lock")
 ALL_CLASSES = "*"
@@ -35,21 +38,21 @@ class TuningAction:
 
     def validate(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"kind: unknown action {self.kind!r}; choose from {list(KINDS)}")
+            raise TuningError(f"kind: unknown action {self.kind!r}; choose from {list(KINDS)}")
         if self.kind == "downtune" and (self.scale is None or not 0 <= self.scale < 1):
-            raise ValueError(f"scale: downtune needs a scale in [0, 1), got {self.scale!r}")
+            raise TuningError(f"scale: downtune needs a scale in [0, 1), got {self.scale!r}")
         if self.kind == "uptune" and (self.scale is None or not self.scale > 1):
-            raise ValueError(f"scale: uptune needs a scale above 1, got {self.scale!r}")
+            raise TuningError(f"scale: uptune needs a scale above 1, got {self.scale!r}")
         if self.magnitude is not None and not np.isfinite(self.magnitude):
-            raise ValueError(f"magnitude: must be a finite number, got {self.magnitude!r}")
+            raise TuningError(f"magnitude: must be a finite number, got {self.magnitude!r}")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TuningAction":
+    def from_dict(cls, d: dict) -> TuningAction:
         unknown = set(d) - {"concept", "kind", "class_name", "scale", "magnitude"}
         if unknown:
-            raise ValueError(f"action: unknown field(s) {sorted(unknown)}")
+            raise TuningError(f"action: unknown field(s) {sorted(unknown)}")
         if "concept" not in d or "kind" not in d:
-            raise ValueError("action: each action needs a 'concept' and a 'kind'")
+            raise TuningError("action: each action needs a 'concept' and a 'kind'")
         action = cls(**{k: v for k, v in d.items()})
         action.validate()
         return action
@@ -74,7 +77,7 @@ def apply_actions(actions: Sequence[TuningAction], coef: np.ndarray, lower: np.n
     for (concept, class_name), kinds in seen.items():
         if len(kinds) > 1:
             where = "all classes" if class_name == ALL_CLASSES else repr(class_name)
-            raise ValueError(f"actions: {concept!r} on {where} has {len(kinds)} actions in one edit "
+            raise TuningError(f"actions: {concept!r} on {where} has {len(kinds)} actions in one edit "
                              f"({', '.join(kinds)}); keep one")
     lower, upper = lower.copy(), upper.copy()
     concept_index = {c: i for i, c in enumerate(concepts)}
@@ -83,9 +86,9 @@ def apply_actions(actions: Sequence[TuningAction], coef: np.ndarray, lower: np.n
     for action in actions:
         action.validate()
         if action.concept not in concept_index:
-            raise ValueError(f"concept: {action.concept!r} is not among the student's concepts")
+            raise TuningError(f"concept: {action.concept!r} is not among the student's concepts")
         if action.class_name != ALL_CLASSES and action.class_name not in class_index:
-            raise ValueError(f"class_name: {action.class_name!r} is not among the classes "
+            raise TuningError(f"class_name: {action.class_name!r} is not among the classes "
                              f"{list(class_names)}")
         j = concept_index[action.concept]
         cols = (range(len(class_names)) if action.class_name == ALL_CLASSES
@@ -123,7 +126,7 @@ def _bounds_for(action: TuningAction, w0: np.ndarray, class_name: str) -> tuple[
         elif abs(mean) >= ZERO_WEIGHT:
             fill = x * mean
         else:
-            raise ValueError(
+            raise TuningError(
                 f"magnitude: concept {action.concept!r} has weight ~0 on class {class_name!r}; "
                 "uptune it with a signed magnitude (e.g. 0.5 or -0.5)"
             )
@@ -145,7 +148,7 @@ def _decode(d: dict) -> np.ndarray:
     raw = base64.b64decode(d["float32_base64"], validate=True)
     shape = tuple(int(s) for s in d["shape"])
     if len(raw) != 4 * int(np.prod(shape)):
-        raise ValueError("provenance: a weights snapshot does not match its declared shape")
+        raise TuningError("provenance: a weights snapshot does not match its declared shape")
     return np.frombuffer(raw, dtype=np.float32).reshape(shape).copy()
 
 
@@ -170,7 +173,7 @@ class ProvenanceStep:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ProvenanceStep":
+    def from_dict(cls, d: dict) -> ProvenanceStep:
         arrays = {k: _decode(d[k]) for k in ("coef", "intercept", "lower", "upper")}
         rest = {k: d[k] for k in ("actions", "metrics_before", "metrics_after")}
         return cls(**rest, **arrays, touched_classes=list(d.get("touched_classes", [])),
@@ -191,17 +194,18 @@ class Provenance:
         return len(self.steps)
 
     def table(self) -> list[dict]:
-        """One row per step for display: what was done and how fidelity and accuracy moved."""
+        """One row per step for display: what was done and how fidelity and accuracy moved, on
+        the held-out split and on every evaluation set (``{name}_accuracy``)."""
         rows = []
         for i, s in enumerate(self.steps):
-            rows.append({
-                "step": i,
-                "label": s.label,
-                "actions": "; ".join(_describe(a) for a in s.actions) or "fit",
-                "fidelity": s.metrics_after.get("fidelity"),
-                "accuracy": s.metrics_after.get("accuracy"),
-                "shifted_accuracy": s.metrics_after.get("shifted_accuracy"),
-            })
+            row = {"step": i, "label": s.label,
+                   "actions": "; ".join(_describe(a) for a in s.actions) or "fit",
+                   "fidelity": s.metrics_after.get("fidelity"),
+                   "accuracy": s.metrics_after.get("accuracy")}
+            row |= {k: v for k, v in s.metrics_after.items()
+                    if k.endswith("_accuracy") and not k.endswith("teacher_accuracy")
+                    and k != "accuracy"}
+            rows.append(row)
         return rows
 
     def to_json(self) -> str:
@@ -209,17 +213,17 @@ class Provenance:
                            "steps": [s.to_dict() for s in self.steps]})
 
     @classmethod
-    def from_json(cls, text: str) -> "Provenance":
+    def from_json(cls, text: str) -> Provenance:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"provenance: not valid JSON ({err})") from err
+            raise TuningError(f"provenance: not valid JSON ({err})") from err
         if not isinstance(data, dict) or data.get("format") != "infi-provenance":
-            raise ValueError("provenance: this is not an Infi provenance log")
+            raise TuningError("provenance: this is not an Infi provenance log")
         try:
             return cls([ProvenanceStep.from_dict(s) for s in data["steps"]])
         except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"provenance: a step is malformed ({err})") from err
+            raise TuningError(f"provenance: a step is malformed ({err})") from err
 
 
 def _describe(action: dict) -> str:

@@ -3,8 +3,15 @@
 import streamlit as st
 
 from infi.ui import state
-from infi.ui.concepts_view import concept_table, corpus_editor, encoder_picker, extraction, heatmap, \
-    image_inspector, top_images
+from infi.ui.concepts_view import (
+    concept_table,
+    corpus_editor,
+    encoder_picker,
+    extraction,
+    heatmap,
+    image_inspector,
+    top_images,
+)
 
 st.title("Concepts")
 session = state.get_session()

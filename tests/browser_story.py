@@ -10,9 +10,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from infi.bundle import load_session
 
@@ -50,9 +50,9 @@ def streamlit_server(log_path: Path, timeout: float = 60) -> Iterator[tuple[str,
                 try:
                     if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
                         break
-                except OSError:
+                except OSError as err:
                     if time.time() > deadline or proc.poll() is not None:
-                        raise RuntimeError(f"streamlit did not become healthy; see {log_path}")
+                        raise RuntimeError(f"streamlit did not become healthy; see {log_path}") from err
                     time.sleep(0.5)
             yield url, proc
         finally:

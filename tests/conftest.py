@@ -11,6 +11,10 @@ import torch  # noqa: E402
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+from infi.demo.plugin import register  # noqa: E402
+
+register()  # as the app and the CLI do, so a checkout that was never pip-installed works too
+
 
 @pytest.fixture(scope="session")
 def demo_encoder():

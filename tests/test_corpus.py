@@ -7,11 +7,11 @@ from infi.corpus import (
     Corpus,
     CorpusEdit,
     builtin_corpus,
-    demo_corpus,
     parse_concept_file,
     preset,
     preset_names,
 )
+from infi.demo.plugin import demo_corpus
 
 
 def test_builtin_vocabulary_is_large_categorised_and_unique():

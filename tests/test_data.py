@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from infi.data import DataError, decode_image, from_cifar, from_files, from_folder, from_world, from_zip
-from infi.demo.world import generate_world
+from infi.data import DataError, decode_image, from_cifar, from_files, from_folder, from_zip
+from infi.demo.world import from_world, generate_world
 from tests.helpers import make_zip, png_bytes
 
 

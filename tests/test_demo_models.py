@@ -6,10 +6,11 @@ import torch
 from transformers import AutoModel, AutoProcessor, CLIPModel, CLIPProcessor
 
 from infi.demo.encoder import DEMO_ENCODER_DIR, load_demo_encoder
-from infi.demo.evaluate import accuracy, patch_localization, word_aurocs, zero_shot_accuracy
+from infi.demo.evaluate import patch_localization, word_aurocs, zero_shot_accuracy
 from infi.demo.teacher import DEMO_TEACHER_DIR, load_demo_teacher
 from infi.demo.world import generate_world
 from infi.encoders import project_tokens
+from infi.metrics import accuracy
 
 TEST_SEED = 31337  # never used in training (training seeds are >= 1000 and listed in infi/demo)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from infi.session import load_encoder
+from infi.encoders import shared_encoder
 from infi.ui import state
 from infi.ui.finetune_view import editor_key, weight_table
 from infi.ui.prg_view import METHOD_LABEL as PRG
@@ -98,7 +98,7 @@ def test_prg_on_the_distill_page_trains_compares_and_exports():
     sizes = at.dataframe[-1].value
     teacher, student = sizes.iloc[0], sizes.iloc[1]
     assert teacher["model"].startswith("teacher image encoder") and student["model"].startswith("PRG student")
-    tower = load_encoder("demo").model
+    tower = shared_encoder("demo").model
     tower_params = sum(p.numel() for m in (tower.vision_model, tower.visual_projection) for p in m.parameters())
     assert teacher["parameters"] == tower_params and student["parameters"] == run.figures["student_parameters"]
     assert teacher["ms per image (this machine)"] > 0 and student["ms per image (this machine)"] > 0
@@ -213,7 +213,8 @@ def test_pickled_model_uploaded_as_torchscript_is_named_and_leaves_nothing_on_di
     blob = io.BytesIO()
     torch.save(torch.nn.Linear(3, 6), blob)
     at.radio(key=state.TEACHER_KIND).set_value("TorchScript file").run()
-    at.file_uploader(key=state.TORCHSCRIPT_UPLOAD).set_value(("evil.pt", blob.getvalue(), "application/octet-stream")).run()
+    upload = ("evil.pt", blob.getvalue(), "application/octet-stream")
+    at.file_uploader(key=state.TORCHSCRIPT_UPLOAD).set_value(upload).run()
     at.button(key=state.BTN_TEACHER).click().run()
     assert_clean(at)
     assert any("evil.pt: a torch.save checkpoint" in e.value for e in at.error), [e.value for e in at.error]

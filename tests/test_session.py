@@ -14,11 +14,10 @@ from infi.bundle import (
     save_session,
 )
 from infi.cache import ArrayCache, cache_key
-from infi.corpus import demo_corpus
-from infi.data import from_world
-from infi.demo.world import generate_world
+from infi.demo.plugin import demo_corpus
+from infi.demo.teacher import DemoTeacherAdapter
+from infi.demo.world import from_world, generate_world
 from infi.session import Session, SessionError
-from infi.teachers import DemoTeacherAdapter
 from infi.tuning import Provenance, TuningAction
 from tests.helpers import make_zip
 
@@ -127,12 +126,12 @@ def world_as_zip(n: int, seed: int) -> bytes:
 
 def uploaded_session(blob: bytes) -> Session:
     from infi.data import from_zip
-    from infi.session import load_encoder
+    from infi.encoders import shared_encoder
     from infi.teachers import ClipZeroShotTeacher
 
     s = Session(seed=0)
     s.set_dataset(from_zip(blob))
-    s.run_teacher(ClipZeroShotTeacher(load_encoder("demo"), s.dataset.class_names, ("a photo of a {}",)))
+    s.run_teacher(ClipZeroShotTeacher(shared_encoder("demo"), s.dataset.class_names, ("a photo of a {}",)))
     s.set_encoder("demo")
     s.extract_concepts(demo_corpus(), "global")
     s.distill(n_members=2)
@@ -237,7 +236,7 @@ def test_cli_help_for_each_command(capsys):
         with pytest.raises(SystemExit) as exit_:
             cli.main([command, "--help"])
         assert exit_.value.code == 0
-        assert "usage: python -m infi " + command in capsys.readouterr().out
+        assert "usage: infi " + command in capsys.readouterr().out
 
 
 def test_shortcut_repair_on_a_small_world():

@@ -7,12 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from infi.data import from_world
-from infi.demo.world import generate_world
+from infi.demo.teacher import DemoTeacherAdapter
+from infi.demo.world import from_world, generate_world
 from infi.teachers import (
     TORCHSCRIPT_WARNING,
     ClipZeroShotTeacher,
-    DemoTeacherAdapter,
     TorchScriptTeacher,
     load_predictions,
     softmax,

@@ -9,8 +9,8 @@ path of Infi runs offline on it. The tokenizer is a byte-level BPE laid out like
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
@@ -27,7 +27,7 @@ _CLIP_PATTERN = (
     r"""[^\s\p{L}\p{N}]+"""
 )
 # One prompt per attribute value for zero-shot evaluation of the demo encoder.
-ZERO_SHOT_TEMPLATES: dict[str, str] = {
+ATTRIBUTE_PROMPTS: dict[str, str] = {
     "shape": "a photo of a {}",
     "colour": "a photo of a {} shape",
     "fill": "a photo of a {} shape",

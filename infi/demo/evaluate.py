@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from infi.demo.encoder import ZERO_SHOT_TEMPLATES
+from infi.demo.encoder import ATTRIBUTE_PROMPTS
 from infi.demo.world import ATTRIBUTE_VALUES, ATTRIBUTES, World
 from infi.encoders import ClipEncoder, ImageEmbeddings
 
@@ -25,10 +25,10 @@ def attribute_codes(world: World, attribute: str) -> np.ndarray:
 
 
 def zero_shot_accuracy(encoder: ClipEncoder, world: World, emb: ImageEmbeddings) -> dict[str, float]:
-    """Accuracy per attribute, one prompt per value (``ZERO_SHOT_TEMPLATES``)."""
+    """Accuracy per attribute, one prompt per value (``ATTRIBUTE_PROMPTS``)."""
     report = {}
     for a in ATTRIBUTES:
-        prompts = [ZERO_SHOT_TEMPLATES[a].format(v) for v in ATTRIBUTE_VALUES[a]]
+        prompts = [ATTRIBUTE_PROMPTS[a].format(v) for v in ATTRIBUTE_VALUES[a]]
         pred = (emb.global_ @ encoder.embed_texts(prompts).T).argmax(axis=1)
         report[a] = float((pred == attribute_codes(world, a)).mean())
     return report
@@ -75,6 +75,3 @@ def patch_localization(encoder: ClipEncoder, world: World, emb: ImageEmbeddings,
         out[a] = float((cover[rows, best] >= ON_OBJECT_COVERAGE).mean())
     return out
 
-
-def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    return float((np.asarray(probabilities).argmax(axis=1) == labels).mean())

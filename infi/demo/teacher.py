@@ -8,14 +8,17 @@ config; nothing is unpickled.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from infi.data import ImageSet
+from infi.teachers import Progress, batched_predict
 
 DEMO_TEACHER_DIR = Path(__file__).resolve().parent / "assets" / "teacher"
 WEIGHTS_FILE = "model.safetensors"
@@ -95,3 +98,20 @@ def load_demo_teacher(path: Path | str = DEMO_TEACHER_DIR) -> DemoTeacher:
     model.eval()
     return DemoTeacher(model, tuple(config["class_names"]), int(config["image_size"]),
                        config.get("record", {}))
+
+
+@dataclass
+class DemoTeacherAdapter:
+    """The bundled Shapes World CNN as an Infi teacher (registered as ``demo``)."""
+
+    name: str = "demo teacher"
+    class_names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        self._teacher = load_demo_teacher()
+        self.class_names = self._teacher.class_names
+
+    def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray:
+        arrays = images.as_arrays(self._teacher.image_size)
+        return batched_predict(images, 256, lambda idx: self._teacher.predict_proba(arrays[idx.start:idx.stop]),
+                               progress).astype(np.float32)

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from transformers import CLIPModel
 
 from infi.demo.encoder import (
+    ATTRIBUTE_PROMPTS,
     DEMO_ENCODER_DIR,
-    ZERO_SHOT_TEMPLATES,
     build_config,
     build_image_processor,
     save_encoder,
@@ -182,14 +182,14 @@ def main(argv: list[str] | None = None) -> int:
 
 @torch.inference_mode()
 def zero_shot_report(model, tokenizer, world) -> dict[str, float]:
-    """Zero-shot accuracy per attribute with ``ZERO_SHOT_TEMPLATES`` (one prompt per value)."""
+    """Zero-shot accuracy per attribute with ``ATTRIBUTE_PROMPTS`` (one prompt per value)."""
     model.eval()
     img = F.normalize(project_tokens(model, pixel_tensor(world.images))[0], dim=-1)
     report = {}
     for a in ATTRIBUTES:
         values = ATTRIBUTE_VALUES[a]
         txt = F.normalize(encode_text(model, tokenizer,
-                                      [ZERO_SHOT_TEMPLATES[a].format(v) for v in values]), dim=-1)
+                                      [ATTRIBUTE_PROMPTS[a].format(v) for v in values]), dim=-1)
         pred = (img @ txt.T).argmax(1).numpy()
         truth = world.attributes[a].map({v: i for i, v in enumerate(values)}).to_numpy()
         report[a] = round(float((pred == truth).mean()), 3)

@@ -21,16 +21,16 @@ import torch.nn.functional as F
 
 from infi.demo.teacher import DEMO_TEACHER_DIR, ShapesCNN, save_teacher, to_input
 from infi.demo.world import SHAPES, generate_world
+from infi.metrics import accuracy
 
 TRAIN_SEED = 2000  # world seeds >= 1000 are reserved for training the bundled models
 
 
 @torch.inference_mode()
-def accuracy(model: ShapesCNN, images: np.ndarray, labels: np.ndarray) -> float:
+def logits(model: ShapesCNN, images: np.ndarray) -> np.ndarray:
+    """The network's class scores [N, C] for uint8 images, in batches of 512."""
     model.eval()
-    preds = torch.cat([model(to_input(images[i:i + 512])).argmax(1)
-                       for i in range(0, len(images), 512)]).numpy()
-    return float((preds == labels).mean())
+    return torch.cat([model(to_input(images[i:i + 512])) for i in range(0, len(images), 512)]).numpy()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             loss.backward()
             opt.step()
             sched.step()
-        acc_b = accuracy(model, val_biased.images, val_biased.labels)
-        acc_s = accuracy(model, val_shifted.images, val_shifted.labels)
+        acc_b = accuracy(logits(model, val_biased.images), val_biased.labels)
+        acc_s = accuracy(logits(model, val_shifted.images), val_shifted.labels)
         history.append({"epoch": epoch + 1, "biased": round(acc_b, 4), "shifted": round(acc_s, 4)})
         snapshots.append(copy.deepcopy(model.state_dict()))
         log(f"epoch {epoch + 1}: loss {loss.item():.3f} biased {acc_b:.3f} shifted {acc_s:.3f} "

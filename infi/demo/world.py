@@ -10,12 +10,14 @@ background independently, so a shortcut shows up as lost accuracy there. Image `
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
+
+from infi.data import ImageSet, from_arrays
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "hexagon")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -313,3 +315,20 @@ def render(row: dict, image_size: int, rng: np.random.Generator) -> tuple[np.nda
     mask = np.maximum(fill_cov, line_cov) >= 0.5
     geometry = {"cx": cx, "cy": cy, "radius": radius, "rotation": rotation}
     return image, mask, geometry
+
+
+WORLD_SOURCE = "shapes-world"
+
+
+def from_world(world: World) -> ImageSet:
+    """A generated world as an ImageSet whose labels are the shapes; its source description is
+    enough to regenerate it (``regenerate``)."""
+    return from_arrays(world.ids, world.images, world.labels, world.class_names,
+                       {"kind": WORLD_SOURCE, "split": world.split, "seed": world.seed,
+                        "p": world.p, "n": len(world)})
+
+
+def regenerate(source: dict) -> ImageSet:
+    """The ImageSet a bundle describes by its source (kind ``shapes-world``), drawn again."""
+    return from_world(generate_world(int(source["n"]), split=source["split"], p=float(source["p"]),
+                                     seed=int(source["seed"])))

@@ -3,7 +3,7 @@ axis labels and tooltips, and is tested through ``chart.to_dict()`` without a br
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import altair as alt
 import numpy as np

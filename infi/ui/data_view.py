@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 
 from infi import data as data_mod
 from infi import metrics, teachers
 from infi.data import ImageSet
-from infi.demo.world import SPLITS, generate_world
+from infi.demo.world import SPLITS, from_world, generate_world
+from infi.encoders import DEFAULT_ENCODER
 from infi.session import Session
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
-from infi.ui.resources import allowed_reference, demo_teacher, encoder
+from infi.ui.resources import allowed_reference, encoder, registered_teacher
 
 SOURCES = ("Shapes World (offline demo)", "ZIP in ImageFolder layout", "Images + CSV of labels",
            "Local folder")
@@ -43,9 +41,9 @@ def dataset_picker(session: Session) -> None:
                 world = generate_world(int(n), split=split, p=float(p), seed=int(seed))
                 extra = {}
                 if with_shifted:
-                    extra["shifted"] = data_mod.from_world(
+                    extra["shifted"] = from_world(
                         generate_world(max(200, int(n) // 2), split="shifted", seed=int(seed) + 1))
-                loaded = (data_mod.from_world(world), extra)
+                loaded = (from_world(world), extra)
     elif source == SOURCES[1]:
         up = st.file_uploader("ZIP with one folder per class (class_name/image.png)", type=["zip"],
                               key=state.ZIP_UPLOAD)
@@ -116,15 +114,17 @@ def dataset_overview(session: Session) -> None:
 
 
 def teacher_picker(session: Session) -> None:
+    """Every choice becomes a ``teachers.from_spec`` reference, as on the command line."""
     st.subheader("Teacher")
     kind = st.radio("Teacher", TEACHERS, key=state.TEACHER_KIND, horizontal=True)
     teacher = None
-    n_classes = len(session.dataset.class_names or ()) or None
+    classes = session.dataset.class_names
     if kind == TEACHERS[0]:
         st.caption("A small CNN trained on the biased split of Shapes World: it partly relies on "
                    "the background shortcut.")
         if st.button("Run the demo teacher", type="primary", key=state.BTN_TEACHER):
-            teacher = demo_teacher()
+            with guarded("Loading the demo teacher"):
+                teacher = registered_teacher("demo")
     elif kind == TEACHERS[1]:
         up = st.file_uploader("Predictions (.csv / .parquet with an 'id' column and one column per "
                               "class, or .npy in dataset order)", type=["csv", "parquet", "npy"],
@@ -133,39 +133,33 @@ def teacher_picker(session: Session) -> None:
                           key=state.PREDICTIONS_KIND)
         if up is not None and st.button("Use these predictions", type="primary", key=state.BTN_TEACHER):
             with guarded(f"Reading {up.name}"):
-                teacher = teachers.load_predictions(up.getvalue(), up.name,
-                                                    class_names=None if not up.name.endswith(".npy") else session.dataset.class_names,
-                                                    kind=values, expected_classes=n_classes)
+                teacher = teachers.from_spec("predictions:", classes, data=up.getvalue(),
+                                             filename=up.name, kind=values)
     elif kind == TEACHERS[2]:
         st.warning(teachers.TORCHSCRIPT_WARNING, icon=":material/warning:")
         up = st.file_uploader("TorchScript model (.pt)", type=["pt", "pth", "ts"], key=state.TORCHSCRIPT_UPLOAD)
         size = st.number_input("Input size (pixels)", 16, 1024, 224, key=state.TORCHSCRIPT_SIZE)
         if up is not None and st.button("Run the TorchScript teacher", type="primary", key=state.BTN_TEACHER):
             with guarded(f"Loading {up.name}"):
-                if not session.dataset.class_names:
-                    raise ValueError("this dataset has no class names; use a labelled ZIP or CSV")
-                with tempfile.TemporaryDirectory() as tmp:  # under the upload's own name, for messages
-                    path = Path(tmp) / (Path(up.name).name or "model.pt")
-                    path.write_bytes(up.getvalue())
-                    teacher = teachers.TorchScriptTeacher(str(path), session.dataset.class_names, int(size))
+                teacher = teachers.from_spec("torchscript:", classes, data=up.getvalue(),
+                                             filename=up.name, image_size=int(size))
     elif kind == TEACHERS[3]:
         model_id = st.text_input("Hub id or local folder", key=state.HF_MODEL_ID,
                                  placeholder="google/vit-base-patch16-224")
         if model_id and st.button("Run the classifier", type="primary", key=state.BTN_TEACHER):
             with guarded(f"Loading {model_id}", "Offline? Use a local folder or a predictions file."):
-                teacher = teachers.HFClassifierTeacher(allowed_reference(model_id.strip()))
+                teacher = teachers.from_spec(f"hf:{allowed_reference(model_id.strip())}", classes)
     else:
-        default_classes = ", ".join(session.dataset.class_names or ())
-        classes = st.text_input("Class names (comma-separated)", default_classes, key=state.ZS_CLASSES)
+        names = st.text_input("Class names (comma-separated)", ", ".join(classes or ()), key=state.ZS_CLASSES)
         templates = st.text_area("Prompt templates (one per line, {} is the class)",
                                  "\n".join(teachers.ZERO_SHOT_TEMPLATES), key=state.ZS_TEMPLATES)
-        enc_name = session.encoder_id or "demo"
+        enc_name = session.encoder_id or DEFAULT_ENCODER
         st.caption(f"Uses the encoder chosen on the Concepts page (now: {enc_name}).")
         if st.button("Run CLIP zero-shot", type="primary", key=state.BTN_TEACHER):
             with guarded("Setting up zero-shot"):
-                names = tuple(c.strip() for c in classes.split(",") if c.strip())
                 temps = tuple(t.strip() for t in templates.splitlines() if t.strip())
-                teacher = teachers.ClipZeroShotTeacher(encoder(enc_name), names, temps)
+                teacher = teachers.from_spec(f"zeroshot:{enc_name}", classes, class_names=names,
+                                             templates=temps, encoder_loader=encoder)
     if teacher is not None:
         status, report = progress_status(f"Running {teacher.name}…")
         with guarded(f"Running {teacher.name}"):
@@ -185,6 +179,6 @@ def teacher_summary(session: Session) -> None:
     cols[0].metric("Teacher accuracy", f"{acc:.1%}" if acc is not None else "no labels")
     for i, (name, e) in enumerate(session.eval_sets.items(), 1):
         if e.P is not None and i < 3:
-            acc_e = metrics.accuracy(e.P, session._labels_for(e.images, session.class_names))
+            acc_e = metrics.accuracy(e.P, session.labels_for(e.images, session.class_names))
             cols[i].metric(f"Accuracy on {name}", f"{acc_e:.1%}" if acc_e is not None else "—")
     st.altair_chart(charts.confidence_histogram(session.P), width="stretch")

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from infi import metrics
+from infi.config import DistillConfig
 from infi.session import Session
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
@@ -14,15 +15,20 @@ METHOD_LABEL = "Concept student"
 
 
 def settings_and_run(session: Session) -> None:
+    """k, λ and the held-out share, with the defaults and ranges of ``DistillConfig``."""
+    k_info, a_info, v_info = (DistillConfig.describe(n) for n in ("n_members", "alpha", "validation_share"))
     c1, c2, c3 = st.columns(3)
-    k = c1.number_input("Ensemble members k", 1, 50, 20, key=state.MEMBERS)
-    alpha = c2.number_input("L1 strength λ", 0.0, 1.0, 1e-4, format="%.5f", key=state.ALPHA)
-    share = c3.slider("Held-out share", 0.05, 0.5, 0.2, 0.05, key=state.VAL_SHARE)
+    k = c1.number_input("Ensemble members k", int(k_info["low"]), int(k_info["high"]), k_info["default"],
+                        key=state.MEMBERS, help=k_info["help"])
+    alpha = c2.number_input("L1 strength λ", 0.0, 1.0, a_info["default"], format="%.5f",
+                            key=state.ALPHA, help=a_info["help"])
+    share = c3.slider("Held-out share", 0.05, 0.5, v_info["default"], 0.05, key=state.VAL_SHARE,
+                      help=v_info["help"])
     if st.button("Distill the concept student", type="primary", key=state.BTN_DISTILL):
         status, report = progress_status("Fitting the concept student…")
         with guarded("Distilling"):
-            session.distill(n_members=int(k), alpha=float(alpha), validation_share=float(share),
-                            progress=report)
+            config = DistillConfig(n_members=int(k), alpha=float(alpha), validation_share=float(share))
+            session.distill(config, progress=report)
             status.update(label="Student fitted", state="complete")
             state.notify("Student distilled; its metrics are below. Next: the Fine-tune page.")
             st.rerun()
@@ -34,13 +40,16 @@ def fmt(value) -> str:
 
 
 def headline(session: Session, result: dict) -> None:
-    cols = st.columns(4)
+    """Fidelity and accuracy on the held-out split, then the student's accuracy on each
+    evaluation set (the teacher's in its help)."""
+    extra = [name for name in session.eval_sets if result.get(f"{name}_accuracy") is not None]
+    cols = st.columns(3 + len(extra))
     cols[0].metric("Fidelity (held-out)", fmt(result["fidelity"]), help="Top-1 agreement with the teacher")
     cols[1].metric("Student accuracy", fmt(result["accuracy"]))
     cols[2].metric("Teacher accuracy", fmt(result["teacher_accuracy"]))
-    if "shifted_accuracy" in result:
-        cols[3].metric("Student accuracy on shifted", fmt(result["shifted_accuracy"]),
-                       help=f"Teacher on shifted: {fmt(result.get('shifted_teacher_accuracy'))}")
+    for col, name in zip(cols[3:], extra):
+        col.metric(f"Student accuracy on {name}", fmt(result[f"{name}_accuracy"]),
+                   help=f"Teacher on {name}: {fmt(result.get(f'{name}_teacher_accuracy'))}")
 
 
 def charts_block(session: Session, result: dict) -> None:

@@ -3,32 +3,31 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import streamlit as st
 
-from infi.bundle import BundleError
-from infi.data import DataError
-from infi.session import SessionError
+from infi.errors import InfiError
 
 log = logging.getLogger("infi.ui")
-EXPECTED = (ValueError, OSError, SessionError, DataError, BundleError, RuntimeError)
 
 
 @contextmanager
 def guarded(what: str, fix: str = "") -> Iterator[None]:
     """Show ``st.error`` naming the problem (and a fix) when the block fails; the session and
-    everything computed before stay as they were. Unexpected errors are logged, not shown raw."""
+    everything computed before stay as they were. Only an ``InfiError`` is the person's to fix;
+    anything else is a bug: logged with its traceback, and reported as one without it."""
     try:
         yield
-    except EXPECTED as err:
+    except InfiError as err:
         log.info("%s failed: %s", what, err)
         st.error(f"**{what} failed.** {err}" + (f"\n\n{fix}" if fix else ""), icon=":material/error:")
     except Exception as err:  # noqa: BLE001 - nothing may reach the user as a traceback
         log.exception("%s failed unexpectedly", what)
-        st.error(f"**{what} failed** with an unexpected {type(err).__name__}: {err}. "
-                 "The details are in the app's log; your earlier results are kept.", icon=":material/error:")
+        st.error(f"**{what} failed** with an unexpected {type(err).__name__}: {err}. This is a bug in "
+                 "Infi; the traceback is in the app's log. Your earlier results are kept.",
+                 icon=":material/error:")
 
 
 def progress_status(label: str) -> tuple[object, Callable[[int, int], None]]:

@@ -19,7 +19,6 @@ from infi.ui.feedback import guarded
 
 ALL_LABEL = "All classes"
 DEFAULT_SCALE = {"downtune": 0.2, "uptune": 2.0}
-DELTA_KEYS = ("fidelity", "accuracy", "shifted_fidelity", "shifted_accuracy")
 
 
 def weight_table(session: Session, class_name: str) -> pd.DataFrame:
@@ -69,8 +68,7 @@ def actions_from(edited: pd.DataFrame, class_name: str) -> list[TuningAction]:
 
 
 def editor(session: Session) -> tuple[str, pd.DataFrame]:
-    cls = st.selectbox("Class", [ALL_LABEL, *session.class_names], key=state.TUNE_CLASS,
-                       index=1 + session.class_names.index("triangle") if "triangle" in session.class_names else 0)
+    cls = st.selectbox("Class", [ALL_LABEL, *session.class_names], key=state.TUNE_CLASS, index=1)
     table = weight_table(session, cls)
     st.caption("Pick an action per concept: **downtune** (|w| ≤ scale·|w0|), **uptune** (|w| ≥ "
                "scale·|w0|; give a signed magnitude when w0 is 0), **remove** (w = 0) or **lock** "
@@ -122,20 +120,22 @@ def quick_edit(session: Session, cls: str, table: pd.DataFrame) -> None:
                 st.rerun()
 
 
+def delta_keys(session: Session) -> list[str]:
+    """Fidelity and accuracy on the held-out split and on every evaluation set, by name."""
+    return ["fidelity", "accuracy", *(f"{name}_{m}" for name in session.eval_sets
+                                      for m in ("fidelity", "accuracy"))]
+
+
 def deltas(session: Session) -> None:
     if len(session.provenance) < 2:
         return
     step = session.provenance.steps[-1]
     before, after = step.metrics_before, step.metrics_after
     st.subheader(f"Last change: {step.label or 'edit'}")
-    cols = st.columns(len([k for k in DELTA_KEYS if after.get(k) is not None]) or 1)
-    i = 0
-    for key in DELTA_KEYS:
-        if after.get(key) is None:
-            continue
+    keys = [k for k in delta_keys(session) if after.get(k) is not None]
+    for col, key in zip(st.columns(len(keys) or 1), keys):
         delta = after[key] - (before.get(key) or 0)
-        cols[i].metric(key.replace("_", " ").capitalize(), f"{after[key]:.1%}", f"{100 * delta:+.1f} pts")
-        i += 1
+        col.metric(key.replace("_", " ").capitalize(), f"{after[key]:.1%}", f"{100 * delta:+.1f} pts")
     if before.get("per_class") and after.get("per_class"):
         rows = []
         for b, a in zip(before["per_class"], after["per_class"]):

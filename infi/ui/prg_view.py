@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from infi import prg
+from infi.config import PRGConfig
+from infi.encoders import DEFAULT_ENCODER
 from infi.session import Session
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
@@ -18,23 +19,28 @@ TERMS = ("node", "edge", "relation", "pseudo")
 def settings_and_run(session: Session) -> None:
     st.caption("A CLIP zero-shot teacher (the encoder chosen on the Concepts page, else the demo "
                "encoder) is distilled into a compact CNN. No label is read during training.")
+    d = PRGConfig()
     c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs", 1, 200, 6, key=state.PRG_EPOCHS)
-    arch = c2.selectbox("Student", ("small", "resnet18"), key=state.PRG_ARCH,
-                        help="small: < 1M parameters for 64x64; resnet18: for 32x32 and 224x224")
-    lr = c3.number_input("Learning rate", 1e-5, 1.0, 3e-3, format="%.4f", key=state.PRG_LR)
-    batch = c4.number_input("Batch size", 4, 1024, 64, key=state.PRG_BATCH)
-    weights = st.data_editor(pd.DataFrame({"term": list(TERMS), "weight": [1.0] * 4, "on": [True] * 4}),
+    epochs = c1.number_input("Epochs", 1, 200, d.epochs, key=state.PRG_EPOCHS,
+                             help=PRGConfig.describe("epochs")["help"])
+    arch = c2.selectbox("Student", PRGConfig.describe("arch")["choices"], key=state.PRG_ARCH,
+                        help=PRGConfig.describe("arch")["help"])
+    lr = c3.number_input("Learning rate", 1e-5, 1.0, d.lr, format="%.4f", key=state.PRG_LR)
+    batch = c4.number_input("Batch size", 4, 1024, d.batch_size, key=state.PRG_BATCH)
+    weights = st.data_editor(pd.DataFrame({"term": list(TERMS), "weight": [getattr(d, f"w_{t}") for t in TERMS],
+                                           "on": [True] * 4}),
                              key=state.PRG_WEIGHTS, hide_index=True, disabled=["term"])
     t1, t2 = st.columns(2)
-    tau_e = t1.number_input("τ edge (proxies)", 0.001, 10.0, 0.07, format="%.3f", key=state.PRG_TAU_EDGE)
-    tau_r = t2.number_input("τ relation (samples)", 0.001, 10.0, 0.1, format="%.3f", key=state.PRG_TAU_REL)
+    tau_e = t1.number_input("τ edge (proxies)", 0.001, 10.0, d.tau_edge, format="%.3f", key=state.PRG_TAU_EDGE,
+                            help=PRGConfig.describe("tau_edge")["help"])
+    tau_r = t2.number_input("τ relation (samples)", 0.001, 10.0, d.tau_relation, format="%.3f",
+                            key=state.PRG_TAU_REL, help=PRGConfig.describe("tau_relation")["help"])
     classes = st.text_input("Class names", ", ".join(session.dataset.class_names or ()), key=state.PRG_CLASSES)
     if st.button("Distill with PRG", type="primary", key=state.BTN_PRG):
         w = {row["term"]: float(row["weight"]) if row["on"] else 0.0 for _, row in weights.iterrows()}
-        config = prg.PRGConfig(epochs=int(epochs), arch=arch, lr=float(lr), batch_size=int(batch),
-                               w_node=w["node"], w_edge=w["edge"], w_relation=w["relation"],
-                               w_pseudo=w["pseudo"], tau_edge=float(tau_e), tau_relation=float(tau_r))
+        config = PRGConfig(epochs=int(epochs), arch=arch, lr=float(lr), batch_size=int(batch),
+                           w_node=w["node"], w_edge=w["edge"], w_relation=w["relation"],
+                           w_pseudo=w["pseudo"], tau_edge=float(tau_e), tau_relation=float(tau_r))
         status, report = progress_status("Running the zero-shot teacher…")
         chart = st.empty()
         history: list[dict] = []
@@ -48,9 +54,8 @@ def settings_and_run(session: Session) -> None:
                                                   "PRG: loss and teacher agreement"), width="stretch")
 
         with guarded("PRG distillation"):
-            names = [c.strip() for c in classes.split(",") if c.strip()]
-            encoder(session.encoder_id or "demo")
-            session.run_prg(config, names, progress=on_epoch, teacher_progress=report)
+            encoder(session.encoder_id or DEFAULT_ENCODER)
+            session.run_prg(config, classes, progress=on_epoch, teacher_progress=report)
             status.update(label="PRG student ready", state="complete")
             state.notify("PRG student trained; results below.")
             st.rerun()

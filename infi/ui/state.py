@@ -15,7 +15,6 @@ from infi.session import Session
 
 SESSION = "infi_session"
 NOTICE = "infi_notice"  # one message shown once after a rerun (e.g. what a change cleared)
-TOUR_DONE = "tour_done"
 
 # Data page
 WORLD_SPLIT = "world_split"
@@ -92,7 +91,7 @@ def hosted() -> bool:
     if not flag:
         try:
             flag = str(st.secrets.get("INFI_HOSTED", ""))
-        except Exception:  # no secrets file: not hosted
+        except Exception:  # noqa: BLE001 - no secrets file: not hosted
             flag = ""
     return flag.lower() in ("1", "true", "yes")
 
