@@ -1,4 +1,5 @@
-"""Small builders shared by tests: image bytes in many modes, zips, worlds as ImageSets."""
+"""Small builders shared by tests: image bytes in many modes, zips, soft teacher problems and
+small demo sessions (Shapes World, the demo teacher and encoder)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import zipfile
 
 import numpy as np
 from PIL import Image
+
+from infi.demo.plugin import demo_corpus
+from infi.demo.teacher import DemoTeacherAdapter
+from infi.demo.world import from_world, generate_world
+from infi.session import Session
 
 
 def png_bytes(mode: str = "RGB", size: int = 16, value: int = 120, fmt: str = "PNG") -> bytes:
@@ -32,3 +38,52 @@ def make_zip(members: dict[str, bytes], links: dict[str, str] | None = None) -> 
             info.external_attr = (0o120777 << 16)
             zf.writestr(info, target)
     return buf.getvalue()
+
+
+def soft_problem(n=600, k=12, c=3, seed=0):
+    """Random concept scores and a soft teacher driven by concepts 0, 1 and 2."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, k)).astype(np.float32)
+    true_w = np.zeros((k, c), np.float32)
+    true_w[0, 0], true_w[1, 1], true_w[2, 2] = 8, 8, 8
+    logits = (X - 0.5) @ true_w
+    P = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return X, P.astype(np.float32)
+
+
+def demo_session(n=240, members=4, seed=0) -> Session:
+    """A distilled session on a small biased world with a shifted evaluation set."""
+    s = Session(seed=seed)
+    s.set_dataset(from_world(generate_world(n, seed=21)),
+                  {"shifted": from_world(generate_world(120, split="shifted", seed=22))})
+    s.run_teacher(DemoTeacherAdapter())
+    s.set_encoder("demo")
+    s.extract_concepts(demo_corpus(), "global")
+    s.distill(n_members=members)
+    return s
+
+
+def world_as_zip(n: int, seed: int) -> bytes:
+    """A Shapes World saved as an ImageFolder ZIP, i.e. uploaded images the bundle cannot rebuild."""
+    world = generate_world(n, seed=seed)
+    members = {}
+    for i, (image, label) in enumerate(zip(world.images, world.labels)):
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, "PNG")
+        members[f"{world.class_names[label]}/img_{i:03d}.png"] = buf.getvalue()
+    return make_zip(members)
+
+
+def uploaded_session(blob: bytes) -> Session:
+    """A distilled session on uploaded images (a ZIP), which a bundle can only reference."""
+    from infi.data import from_zip
+    from infi.encoders import shared_encoder
+    from infi.teachers import ClipZeroShotTeacher
+
+    s = Session(seed=0)
+    s.set_dataset(from_zip(blob))
+    s.run_teacher(ClipZeroShotTeacher(shared_encoder("demo"), s.dataset.class_names, ("a photo of a {}",)))
+    s.set_encoder("demo")
+    s.extract_concepts(demo_corpus(), "global")
+    s.distill(n_members=2)
+    return s

@@ -129,7 +129,7 @@ def test_export_files_built_on_click_hold_the_session(tmp_path):
     import pandas as pd
 
     from infi.ui.finetune_view import concept_parquet, student_zip
-    from tests.test_session import demo_session
+    from tests.helpers import demo_session
 
     session = demo_session(n=120, members=2)
     frame = pd.read_parquet(io.BytesIO(concept_parquet(session)))
@@ -143,7 +143,7 @@ def test_export_files_built_on_click_hold_the_session(tmp_path):
 
 def test_a_bundle_without_its_images_still_drives_every_page_until_they_are_reloaded():
     from infi.bundle import load_session, save_session
-    from tests.test_session import uploaded_session, world_as_zip
+    from tests.helpers import uploaded_session, world_as_zip
 
     blob = world_as_zip(80, seed=31)
     at = new_app()
@@ -260,7 +260,7 @@ def test_loading_a_bundle_warns_what_it_replaces_and_says_so_after():
     from infi.bundle import save_session
     from infi.tuning import TuningAction
     from infi.ui.sidebar import work_in
-    from tests.test_session import demo_session
+    from tests.helpers import demo_session
 
     current = demo_session(n=120, members=2)
     current.tune([TuningAction("grass", "remove")])

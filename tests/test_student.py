@@ -6,17 +6,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from infi.student import ConceptStudent
-from infi.tuning import ALL_CLASSES, TuningAction, apply_actions, empty_bounds
-
-
-def soft_problem(n=600, k=12, c=3, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.random((n, k)).astype(np.float32)
-    true_w = np.zeros((k, c), np.float32)
-    true_w[0, 0], true_w[1, 1], true_w[2, 2] = 8, 8, 8
-    logits = (X - 0.5) @ true_w
-    P = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    return X, P.astype(np.float32)
+from tests.helpers import soft_problem
 
 
 def test_fits_soft_teacher_with_high_fidelity_and_sparse_weights():
@@ -110,115 +100,6 @@ def test_nan_teacher_probabilities_are_rejected():
     P[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         ConceptStudent().fit(X, P)
-
-
-def refit_setup():
-    X, P = soft_problem()
-    s = ConceptStudent(n_members=4, alpha=1e-3, random_state=0).fit(X, P)
-    concepts = [f"c{i}" for i in range(12)]
-    return X, P, s, concepts, ["a", "b", "c"]
-
-
-def test_remove_zeroes_the_concept_and_leaves_other_classes_untouched():
-    X, P, s, concepts, classes = refit_setup()
-    before = s.coef_.copy()
-    lo, hi = empty_bounds(s.coef_.shape)
-    lo, hi, touched = apply_actions([TuningAction("c0", "remove", "a")], s.coef_, lo, hi,
-                                    concepts, classes)
-    assert touched == [0]
-    s.refit(X, P, lo, hi, touched)
-    assert np.all(s.coef_[:, 0, 0] == 0)
-    assert np.array_equal(s.coef_[:, :, 1:], before[:, :, 1:])
-    # The class lost its best concept, so it agrees less with the teacher on class a.
-    assert (s.predict(X) == P.argmax(1)).mean() < 0.99
-
-
-def test_downtune_and_uptune_bound_magnitudes_with_sign_kept():
-    X, P, s, concepts, classes = refit_setup()
-    w0 = s.coef_[:, 1, 1].copy()
-    lo, hi = empty_bounds(s.coef_.shape)
-    lo, hi, touched = apply_actions([TuningAction("c1", "downtune", "b", scale=0.3)], s.coef_, lo,
-                                    hi, concepts, classes)
-    s.refit(X, P, lo, hi, touched)
-    assert np.all(np.abs(s.coef_[:, 1, 1]) <= 0.3 * np.abs(w0) + 1e-6)
-    assert np.all(np.sign(s.coef_[:, 1, 1]) * np.sign(w0) >= 0)
-    w1 = s.coef_[:, 2, 2].copy()
-    lo, hi, touched = apply_actions([TuningAction("c2", "uptune", "c", scale=1.5)], s.coef_, lo, hi,
-                                    concepts, classes)
-    s.refit(X, P, lo, hi, touched)
-    assert np.all(np.abs(s.coef_[:, 2, 2]) >= 1.5 * np.abs(w1) - 1e-5)
-    # Earlier bounds still hold after a later edit.
-    assert np.all(np.abs(s.coef_[:, 1, 1]) <= 0.3 * np.abs(w0) + 1e-6)
-
-
-def test_lock_keeps_weights_and_all_classes_touches_every_class():
-    X, P, s, concepts, classes = refit_setup()
-    w0 = s.coef_[:, 0, :].copy()
-    lo, hi = empty_bounds(s.coef_.shape)
-    lo, hi, touched = apply_actions([TuningAction("c0", "lock", ALL_CLASSES),
-                                     TuningAction("c5", "remove", ALL_CLASSES)],
-                                    s.coef_, lo, hi, concepts, classes)
-    assert touched == [0, 1, 2]
-    s.refit(X, P, lo, hi, touched)
-    assert np.allclose(s.coef_[:, 0, :], w0)
-    assert np.all(s.coef_[:, 5, :] == 0)
-
-
-def test_uptune_of_a_zero_weight_needs_a_magnitude():
-    X, P, s, concepts, classes = refit_setup()
-    s.coef_[:, 7, 0] = 0.0
-    lo, hi = empty_bounds(s.coef_.shape)
-    with pytest.raises(ValueError, match="magnitude"):
-        apply_actions([TuningAction("c7", "uptune", "a", scale=2.0)], s.coef_, lo, hi, concepts, classes)
-    lo, hi, touched = apply_actions([TuningAction("c7", "uptune", "a", scale=2.0, magnitude=-0.5)],
-                                    s.coef_, lo, hi, concepts, classes)
-    s.refit(X, P, lo, hi, touched)
-    assert np.all(s.coef_[:, 7, 0] <= -0.5 + 1e-6)
-
-
-def test_uptune_where_some_members_dropped_the_concept_follows_the_ensemble():
-    X, P, s, concepts, classes = refit_setup()
-    s.coef_[:, 7, 0] = [0.0, 0.4, 0.6, 0.2]  # L1 zeroed it in one bootstrap member only
-    lo, hi = empty_bounds(s.coef_.shape)
-    lo, hi, touched = apply_actions([TuningAction("c7", "uptune", "a", scale=2.0)], s.coef_, lo, hi,
-                                    concepts, classes)
-    assert np.allclose(lo[:, 7, 0], [2 * 0.3, 0.8, 1.2, 0.4])  # the zero member: 2 x the member mean
-    s.refit(X, P, lo, hi, touched)
-    assert np.all(s.coef_[:, 7, 0] >= lo[:, 7, 0] - 1e-6)
-
-
-def test_uptune_on_all_classes_names_the_class_where_the_weight_is_zero():
-    X, P, s, concepts, classes = refit_setup()
-    s.coef_[:, 7, 1] = 0.0
-    lo, hi = empty_bounds(s.coef_.shape)
-    with pytest.raises(ValueError, match="weight ~0 on class 'b'"):
-        apply_actions([TuningAction("c7", "uptune", scale=2.0)], s.coef_, lo, hi, concepts, classes)
-
-
-@pytest.mark.parametrize("action, message", [
-    (TuningAction("nope", "remove"), "concept"),
-    (TuningAction("c0", "remove", "zzz"), "class_name"),
-    (TuningAction("c0", "downtune", scale=1.5), "scale"),
-    (TuningAction("c0", "uptune", scale=0.5), "scale"),
-    (TuningAction("c0", "explode"), "kind"),
-])
-def test_bad_actions_are_named(action, message):
-    X, P, s, concepts, classes = refit_setup()
-    lo, hi = empty_bounds(s.coef_.shape)
-    with pytest.raises(ValueError, match=message):
-        apply_actions([action], s.coef_, lo, hi, concepts, classes)
-
-
-def test_two_actions_on_the_same_concept_and_class_in_one_edit_are_refused():
-    X, P, s, concepts, classes = refit_setup()
-    lo, hi = empty_bounds(s.coef_.shape)
-    with pytest.raises(ValueError, match=r"'c3' on all classes has 2 actions in one edit \(remove, lock\)"):
-        apply_actions([TuningAction("c3", "remove"), TuningAction("c3", "lock")], s.coef_, lo, hi,
-                      concepts, classes)
-    # A class-specific action refining an all-classes one is allowed: the later one wins there.
-    lo, hi, touched = apply_actions([TuningAction("c3", "remove"), TuningAction("c3", "lock", "a")],
-                                    s.coef_, lo, hi, concepts, classes)
-    assert np.all(lo[:, 3, 0] == s.coef_[:, 3, 0]) and np.all(hi[:, 3, 1:] == 0)
 
 
 # scikit-learn's estimator checks that apply to a classifier with hard labels; early stopping is
