@@ -1,4 +1,4 @@
-"""``infi`` (or ``python -m infi``): the app's pipeline, headless, through the same ``Session``.
+"""infi (or python -m infi): the app's pipeline, headless, through the same Session.
 
   embed     image embeddings for a dataset (cached by content hash)
   concepts  concept scores for a dataset, written as Parquet

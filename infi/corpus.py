@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 
 from infi import registry
@@ -146,21 +146,3 @@ def parse_concept_file(data: bytes | str, filename: str = "concepts.txt") -> Cor
         return Corpus(tuple(names), tuple(cat_of[n] for n in names), DEFAULT_TEMPLATES, filename)
     names = clean_concepts(data.splitlines())
     return Corpus(tuple(names), tuple(["custom"] * len(names)), DEFAULT_TEMPLATES, filename)
-
-
-@dataclass
-class CorpusEdit:
-    """Rows added and removed by a user in an editor, applied to a base corpus."""
-
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-    def apply(self, base: Corpus) -> Corpus:
-        removed = set(clean_concepts(self.removed)) if self.removed else set()
-        keep = [(c, k) for c, k in zip(base.concepts, base.categories) if c not in removed]
-        names = [c for c, _ in keep] + list(self.added)
-        cats = [k for _, k in keep] + ["custom"] * len(self.added)
-        cleaned = clean_concepts(names)
-        cat_of = dict(zip(names, cats))
-        return Corpus(tuple(cleaned), tuple(cat_of.get(n, "custom") for n in cleaned),
-                      base.templates, base.name)

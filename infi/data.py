@@ -150,10 +150,6 @@ class ImageSet:
             out[i] = np.asarray(img)
         return out
 
-    @property
-    def has_labels(self) -> bool:
-        return self.labels is not None and bool((self.labels >= 0).any())
-
     def describe(self) -> dict:
         return {"n": len(self), "classes": list(self.class_names or ()), "source": self.source,
                 "content_hash": self.content_hash, "skipped": len(self.skipped)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -87,3 +88,24 @@ def uploaded_session(blob: bytes) -> Session:
     s.extract_concepts(demo_corpus(), "global")
     s.distill(n_members=2)
     return s
+
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+
+
+def app_with_concepts(n: int, seed: int | None = None):
+    """The app (AppTest) after a newcomer's first three steps on Shapes World: load ``n`` images
+    (and the shifted split), run the demo teacher, extract the demo concepts."""
+    from streamlit.testing.v1 import AppTest
+
+    from infi.ui import state
+
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at.number_input(key=state.WORLD_SIZE).set_value(n)
+    if seed is not None:
+        at.number_input(key=state.WORLD_SEED).set_value(seed)
+    at.button(key=state.BTN_LOAD_WORLD).click().run()
+    at.button(key=state.BTN_TEACHER).click().run()
+    at.switch_page("pages/concepts.py").run()
+    at.button(key=state.BTN_EXTRACT).click().run()
+    return at

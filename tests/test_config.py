@@ -1,17 +1,14 @@
 """Settings: one source of defaults and ranges for the library, the CLI and the pages."""
 
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from infi.config import DistillConfig, PRGConfig
 from infi.errors import ConfigError
 from infi.student import ConceptStudent
 from infi.ui import state
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from tests.helpers import app_with_concepts
 
 
 @pytest.mark.parametrize("config, message", [
@@ -46,12 +43,7 @@ def test_every_field_has_help():
 def test_the_pages_start_from_the_config_defaults():
     """Drift bug: the app's PRG defaults (6 epochs, batch 64) differed from PRGConfig (10, 128)
     and k, λ and the held-out share were typed again in the Distill view."""
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    at.number_input(key=state.WORLD_SIZE).set_value(80)
-    at.button(key=state.BTN_LOAD_WORLD).click().run()
-    at.button(key=state.BTN_TEACHER).click().run()
-    at.switch_page("pages/concepts.py").run()
-    at.button(key=state.BTN_EXTRACT).click().run()
+    at = app_with_concepts(80)
     at.switch_page("pages/distill.py").run()
     d = DistillConfig()
     assert at.number_input(key=state.MEMBERS).value == d.n_members

@@ -5,7 +5,6 @@ import pytest
 from infi.corpus import (
     MAX_CONCEPT_CHARS,
     Corpus,
-    CorpusEdit,
     builtin_corpus,
     parse_concept_file,
     preset,
@@ -61,11 +60,14 @@ def test_bad_lists_are_clear_errors(data, message):
         parse_concept_file(data, "list.txt")
 
 
-def test_edits_add_and_remove_rows():
+def test_edited_rows_keep_known_categories_and_new_ones_are_custom():
     base = demo_corpus()
-    edited = CorpusEdit(added=["Zebra", "grass"], removed=["grass"]).apply(base)
-    assert "zebra" in edited.concepts and edited.concepts.count("grass") == 1
-    assert len(edited) == len(base) + 1
+    kept = [c for c in base.concepts if c != "grass"]
+    edited = base.with_concepts([*kept, "Zebra", "sky"])
+    assert "grass" not in edited.concepts and edited.concepts[-1] == "zebra"
+    assert edited.concepts.count("sky") == 1 and len(edited) == len(base)
+    cats = dict(zip(edited.concepts, edited.categories))
+    assert cats["zebra"] == "custom" and cats["sky"] == "background"
 
 
 def test_templates_need_one_placeholder():

@@ -4,17 +4,14 @@ same bundle, array for array, step for step."""
 import io
 import json
 import zipfile
-from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load as load_safetensors
-from streamlit.testing.v1 import AppTest
 
 from infi import __main__ as cli
 from infi.bundle import save_session
 from infi.ui import state
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from tests.helpers import app_with_concepts
 
 
 def bundle_parts(blob: bytes) -> tuple[dict, dict, list[dict]]:
@@ -29,13 +26,7 @@ def bundle_parts(blob: bytes) -> tuple[dict, dict, list[dict]]:
 
 
 def app_bundle() -> bytes:
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    at.number_input(key=state.WORLD_SIZE).set_value(120)
-    at.number_input(key=state.WORLD_SEED).set_value(21)
-    at.button(key=state.BTN_LOAD_WORLD).click().run()
-    at.button(key=state.BTN_TEACHER).click().run()
-    at.switch_page("pages/concepts.py").run()
-    at.button(key=state.BTN_EXTRACT).click().run()
+    at = app_with_concepts(120, seed=21)
     at.switch_page("pages/distill.py").run()
     at.number_input(key=state.MEMBERS).set_value(3)
     at.button(key=state.BTN_DISTILL).click().run()

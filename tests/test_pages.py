@@ -285,3 +285,30 @@ def test_corrupt_session_bundle_is_refused_in_the_sidebar():
     assert_clean(at)
     assert any("not an Infi session" in e.value for e in at.error)
     assert at.session_state[state.SESSION] is session
+
+
+def test_evaluation_sets_are_shown_by_their_own_names():
+    """Drift bug: the views assumed one evaluation set called "shifted"; any name works now."""
+    from infi.demo.plugin import demo_corpus
+    from infi.demo.teacher import DemoTeacherAdapter
+    from infi.demo.world import from_world, generate_world
+    from infi.session import Session
+    from infi.tuning import TuningAction
+
+    s = Session(seed=0)
+    s.set_dataset(from_world(generate_world(160, seed=21)),
+                  {"night shift": from_world(generate_world(80, split="shifted", seed=22))})
+    s.run_teacher(DemoTeacherAdapter())
+    s.set_encoder("demo")
+    s.extract_concepts(demo_corpus(), "global")
+    s.distill(n_members=2)
+    s.tune([TuningAction("grass", "remove")])
+    at = new_app()
+    at.session_state[state.SESSION] = s
+    at.switch_page("pages/distill.py").run()
+    assert_clean(at)
+    assert "Student accuracy on night shift" in [m.label for m in at.metric]
+    at.switch_page("pages/finetune.py").run()
+    assert_clean(at)
+    assert {"Night shift accuracy", "Night shift fidelity"} <= {m.label for m in at.metric}
+    assert "night shift_accuracy" in s.provenance.table()[0]

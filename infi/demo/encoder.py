@@ -16,7 +16,6 @@ from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, tr
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
 DEMO_ENCODER_DIR = Path(__file__).resolve().parent / "assets" / "encoder"
-DEMO_ENCODER_ID = "infi-demo-encoder"
 IMAGE_SIZE = 64
 PATCH_SIZE = 8
 MAX_TEXT_TOKENS = 32

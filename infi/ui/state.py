@@ -58,7 +58,6 @@ DISAGREE_PICK = "disagreement_pick"
 # Fine-tune page
 TUNE_CLASS = "tune_class"
 WEIGHT_EDITOR = "weight_editor"
-LAST_STEP = "last_tune_step"
 RESTORE_PICK = "restore_pick"
 
 # Sidebar
