@@ -56,7 +56,7 @@ def main() -> None:
           f"{teacher_acc:.3f}; train pseudo-label accuracy "
           f"{(targets.logits.argmax(1) == train.labels).mean():.3f} ({t_s:.0f}s)")
 
-    base = prg.PRGConfig(epochs=args.epochs, batch_size=64, patience=args.epochs)
+    base = prg.PRGConfig(epochs=args.epochs, patience=args.epochs)
     runs = {"PRG (all terms)": base, "vanilla KD": dataclasses.replace(base, method="kd"),
             "feature-only KD": dataclasses.replace(base, method="feature")}
     if not args.no_ablation:

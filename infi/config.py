@@ -139,7 +139,7 @@ class PRGConfig(Settings):
                                   open_low=True)
     kd_temperature: float = setting(4.0, "temperature of vanilla KD", low=0.0, open_low=True)
     epochs: int = setting(10, "training epochs", low=1, high=1000)
-    batch_size: int = setting(128, "images per batch", low=2, high=4096)
+    batch_size: int = setting(64, "images per batch", low=2, high=4096)
     lr: float = setting(3e-3, "AdamW learning rate (one-cycle maximum)", low=0.0, open_low=True)
     weight_decay: float = setting(5e-4, "AdamW weight decay", low=0.0)
     validation_share: float = setting(0.1, "share of images held out for early stopping on "

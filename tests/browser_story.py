@@ -102,9 +102,11 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
         def prg_for_two_epochs() -> None:
             page.get_by_text("PRG: compact CNN from CLIP zero-shot").click()
             settle(page)
-            page.get_by_role("spinbutton", name="Epochs").fill("2")
-            page.get_by_role("spinbutton", name="Epochs").press("Enter")
-            settle(page)
+            # A short run on few images: small batches give it enough steps to learn.
+            for label, value in (("Epochs", "2"), ("Batch size", "32")):
+                page.get_by_role("spinbutton", name=label).fill(value)
+                page.get_by_role("spinbutton", name=label).press("Enter")
+                settle(page)
 
         # (sidebar link, what to set first, button to press, text that proves it worked, screenshot)
         steps = [("Concepts", None, "Extract concepts", "Concepts ready", "concepts"),
