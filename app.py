@@ -24,6 +24,5 @@ session = state.get_session()
 render_sidebar(session)
 notice = state.pop_notice()
 if notice:
-    st.toast(notice)
     st.info(notice)
 navigation.run()

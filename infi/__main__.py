@@ -24,7 +24,7 @@ from infi import prg, teachers
 from infi.bundle import concept_frame, export_student, load_session, save_session
 from infi.cache import ArrayCache, default_cache_dir
 from infi.concepts import REGION_MODES
-from infi.config import DistillConfig, PRGConfig
+from infi.config import DistillConfig, PRGConfig, TuneConfig
 from infi.corpus import Corpus, parse_concept_file, preset, preset_names
 from infi.encoders import DEFAULT_ENCODER
 from infi.errors import InfiError, InputError, MissingFileError
@@ -55,7 +55,10 @@ def world_images(spec: tuple[str, int, int, float]) -> data_mod.ImageSet:
     from infi.demo.world import from_world, generate_world
 
     split, n, seed, p = spec
-    return from_world(generate_world(n, split=split, p=p, seed=seed))
+    try:
+        return from_world(generate_world(n, split=split, p=p, seed=seed))
+    except ValueError as err:  # the generator names the bad parameter
+        raise InputError(f"Shapes World {split}:{n}:{seed}:{p}: {err}") from None
 
 
 def load_dataset(args) -> tuple[data_mod.ImageSet, dict[str, data_mod.ImageSet]]:
@@ -104,6 +107,8 @@ def build_session(args, with_teacher: bool) -> Session:
         if isinstance(teacher, teachers.TorchScriptTeacher):
             print(f"warning: {teachers.TORCHSCRIPT_WARNING}", file=sys.stderr)
         session.run_teacher(teacher, progress_printer("teacher"))
+        for note in session.teacher_notes:
+            print(f"note: {note}", file=sys.stderr)
     session.set_encoder(args.encoder)
     return session
 
@@ -163,6 +168,11 @@ def cmd_concepts(args) -> int:
 
 def cmd_distill(args) -> int:
     out = writable(args.out)
+    defaults = DistillConfig()
+    if args.alpha != defaults.alpha and args.nec == defaults.nec:
+        print(f"note: --alpha {args.alpha:g} given, so λ is fixed and no NEC is searched "
+              "(give --nec N to search λ for N effective concepts per class instead)", file=sys.stderr)
+        args.nec = None
     config = DistillConfig.from_namespace(args)
     session = build_session(args, with_teacher=True)
     session.extract_concepts(load_corpus(args), args.mode, progress_printer("embed"))
@@ -190,7 +200,9 @@ def cmd_tune(args) -> int:
         raise InputError(f"{args.actions} is not valid JSON ({err})") from None
     if not isinstance(raw, list) or not all(isinstance(a, dict) for a in raw):
         raise InputError("the actions file must hold a JSON list of action objects")
-    step = session.tune([TuningAction.from_dict(a) for a in raw], label=Path(args.actions).name)
+    config = TuneConfig.from_namespace(args)
+    step = session.tune([TuningAction.from_dict(a) for a in raw], label=Path(args.actions).name,
+                        hold_others=config.hold_others)
     out.write_bytes(save_session(session))
     before, after = step.metrics_before, step.metrics_after
     keys = [k for k in after if k != "per_class" and isinstance(after[k], (int, float))]
@@ -201,6 +213,8 @@ def cmd_tune(args) -> int:
 def cmd_export(args) -> int:
     session = read_bundle(args.session)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out: {out} is a file; give a folder for the exported files")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if session.student is not None:
@@ -250,7 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="apply tuning actions (JSON list) to a bundle")
     p.add_argument("--session", required=True, help="input .infi bundle")
     p.add_argument("--actions", required=True,
-                   help='JSON list, e.g. [{"concept": "grass", "kind": "remove", "class_name": "triangle"}]')
+                   help='JSON list, e.g. [{"concept": "grass", "kind": "remove", "class_name": "triangle"}] '
+                        'or a whole concept group: [{"group": "background", "kind": "remove"}]')
+    TuneConfig.add_arguments(p.add_argument_group("refit"))
     p.add_argument("--out", required=True, help="output .infi bundle")
     p.set_defaults(func=cmd_tune)
     p = sub.add_parser("export", help="export student, provenance and concept matrix from a bundle")

@@ -19,11 +19,21 @@ C = TypeVar("C", bound="Settings")
 
 def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
             open_low: bool = False, open_high: bool = False, choices: tuple | None = None,
-            flag: str | None = None) -> Any:
-    """A dataclass field with its help text and valid range (inclusive unless ``open_*``)."""
+            flag: str | None = None, kind: type | None = None, optional: bool = False) -> Any:
+    """A dataclass field with its help text and valid range (inclusive unless ``open_*``).
+    ``optional`` fields also take None (``none`` on the command line)."""
     return field(default=default, metadata={"help": help, "low": low, "high": high,
                                             "open_low": open_low, "open_high": open_high,
-                                            "choices": choices, "flag": flag})
+                                            "choices": choices, "flag": flag,
+                                            "kind": kind or type(default), "optional": optional})
+
+
+def _optional(kind: type):
+    """An argparse type that reads ``none`` as None and anything else as ``kind``."""
+    def parse(text: str):
+        return None if text.strip().lower() == "none" else kind(text)
+    parse.__name__ = kind.__name__
+    return parse
 
 
 class Settings:
@@ -33,7 +43,9 @@ class Settings:
         """Check every field's type and range; raises ConfigError naming the field."""
         for f in fields(self):  # type: ignore[arg-type]
             value, meta = getattr(self, f.name), f.metadata
-            kind = type(f.default)
+            kind = meta.get("kind") or type(f.default)
+            if value is None and meta.get("optional"):
+                continue
             if kind is bool:
                 if not isinstance(value, bool):
                     raise ConfigError(f"{f.name}: must be true or false, got {value!r}")
@@ -68,13 +80,14 @@ class Settings:
                 continue
             meta = f.metadata
             flag = meta.get("flag") or "--" + f.name.replace("_", "-")
-            text = f"{meta['help']} (default: {f.default})"
+            text = f"{meta['help']} (default: {f.default})".replace("%", "%%")  # argparse formats help
             if isinstance(f.default, bool):
                 parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                     default=f.default, help=text)
             else:
-                parser.add_argument(flag, dest=f.name, type=type(f.default), default=f.default,
-                                    choices=meta.get("choices"), help=text)
+                kind = meta.get("kind") or type(f.default)
+                parser.add_argument(flag, dest=f.name, type=_optional(kind) if meta.get("optional") else kind,
+                                    default=f.default, choices=meta.get("choices"), help=text)
 
     @classmethod
     def from_namespace(cls: type[C], args: argparse.Namespace, **overrides: Any) -> C:
@@ -107,7 +120,11 @@ class DistillConfig(Settings):
     """How the concept student is fitted (see ``infi.student.ConceptStudent``)."""
 
     n_members: int = setting(20, "ensemble size k", low=1, high=100, flag="--members")
-    alpha: float = setting(1e-4, "L1 strength λ on standardized concepts", low=0.0)
+    nec: float | None = setting(8.0, "effective concepts per class: the mean number of non-zero "
+                                "weights per class; λ is searched to reach it ('none' to give "
+                                "alpha instead)", low=0.0, open_low=True, kind=float, optional=True)
+    alpha: float = setting(1e-4, "L1 strength λ on standardized concepts, used when nec is none",
+                           low=0.0)
     validation_share: float = setting(0.2, "share of images held out for fidelity and accuracy",
                                       low=0.0, high=0.9, open_low=True, open_high=True)
     max_iter: int = setting(500, "iteration bound of the pooled solver stage", low=1)
@@ -115,8 +132,18 @@ class DistillConfig(Settings):
 
     def student_params(self) -> dict:
         """The ``ConceptStudent`` keyword arguments these settings stand for."""
-        return {"n_members": self.n_members, "alpha": self.alpha, "max_iter": self.max_iter,
-                "member_iter": self.member_iter}
+        return {"n_members": self.n_members, "alpha": self.alpha, "nec": self.nec,
+                "max_iter": self.max_iter, "member_iter": self.member_iter}
+
+
+@dataclass(frozen=True)
+class TuneConfig(Settings):
+    """How an edit is refitted (see ``Session.tune``)."""
+
+    hold_others: float | None = setting(
+        0.25, "hold every other weight of the touched classes within this band of its current "
+        "value (0.25: within a quarter of it; zero stays zero) so correlated concepts cannot take over a removed "
+        "one's role; 'none' lets them move freely", low=0.0, kind=float, optional=True)
 
 
 LOSS_WEIGHTS = ("w_node", "w_edge", "w_relation", "w_pseudo")

@@ -100,7 +100,7 @@ class ClipEncoder:
         try:
             model = CLIPModel.from_pretrained(name_or_path, local_files_only=local)
             processor = CLIPProcessor.from_pretrained(name_or_path, local_files_only=local)
-        except OSError as err:
+        except (OSError, ValueError) as err:  # ValueError: a folder that is not a CLIP checkpoint
             raise ModelLoadError(
                 f"Could not load the CLIP checkpoint {name_or_path!r}: {failure_detail(err)}. If this machine is "
                 "offline, use the bundled demo encoder ('demo') or a local folder holding a CLIP "

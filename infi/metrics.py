@@ -29,6 +29,12 @@ def accuracy(proba: np.ndarray, labels: np.ndarray | None) -> float | None:
     return float((np.asarray(proba)[known].argmax(1) == labels[known]).mean())
 
 
+def per_class_accuracy(proba: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float | None]:
+    """Accuracy within each true class (None for a class with no labelled image)."""
+    pred, labels = np.asarray(proba).argmax(1), np.asarray(labels)
+    return [float((pred[labels == c] == c).mean()) if (labels == c).any() else None for c in range(n_classes)]
+
+
 def per_class(student_proba: np.ndarray, teacher_proba: np.ndarray,
               class_names: Sequence[str], labels: np.ndarray | None = None) -> list[dict]:
     """Per class: precision, recall and F1 of the student against the teacher's top-1 (fidelity

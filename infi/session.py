@@ -9,6 +9,7 @@ encoder and concepts, and every metric is reported on them too.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -25,7 +26,15 @@ from infi.errors import InputError, SessionError
 from infi.splits import holdout_split
 from infi.student import ConceptStudent
 from infi.teachers import Teacher, check_probabilities
-from infi.tuning import Provenance, ProvenanceStep, TuningAction, apply_actions, empty_bounds
+from infi.tuning import (
+    Provenance,
+    ProvenanceStep,
+    TuningAction,
+    apply_actions,
+    compensation,
+    empty_bounds,
+    expand_groups,
+)
 
 Progress = Callable[[int, int], None]
 @dataclass
@@ -63,6 +72,7 @@ class Session:
     upper: np.ndarray | None = None
     provenance: Provenance = field(default_factory=Provenance)
     prg_run: object | None = None  # infi.prg.PRGRun: the annotation-free CNN branch
+    teacher_notes: list[str] = field(default_factory=list)  # what the last teacher run skipped
     # A bundle of uploaded images holds their ids and content hash, not the images: this keeps
     # that description until the same images are loaded again (see set_dataset).
     dataset_ref: dict | None = None
@@ -181,15 +191,20 @@ class Session:
         names = tuple(teacher.class_names)
         labels = self.labels_for(data, names)
         P = check_probabilities(teacher.predict_proba(data, progress), len(data), len(names), teacher.name)
-        evals = {}
+        evals, self.teacher_notes = {}, []
         for name, e in self.eval_sets.items():
             self.labels_for(e.images, names)
+            if not getattr(teacher, "runs_on_any_images", True):
+                # A predictions file holds outputs for the dataset's images only.
+                self.teacher_notes.append(f"{teacher.name} has no outputs for the evaluation set "
+                                          f"'{name}', so the student is not evaluated on it")
+                continue
             evals[name] = check_probabilities(teacher.predict_proba(e.images), len(e.images),
                                               len(names), f"{teacher.name} on {name}")
         cleared = self._clear_teacher()
         self.P, self.teacher_name, self.class_names, self.labels = P, teacher.name, names, labels
         for name, e in self.eval_sets.items():
-            e.P = evals[name]
+            e.P = evals.get(name)
         return cleared
 
     @staticmethod
@@ -299,19 +314,52 @@ class Session:
         self.provenance.add(step)
         return step
 
-    def tune(self, actions: Sequence[TuningAction], label: str = "") -> ProvenanceStep:
-        """Apply edits: tighten bounds, refit only the touched classes, log a provenance step."""
+    def tune(self, actions: Sequence[TuningAction], label: str = "",
+             hold_others: float | None = None) -> ProvenanceStep:
+        """Apply edits: tighten bounds, refit only the touched classes, log a provenance step.
+
+        Group actions expand to the group's concepts (``concept_groups``). ``hold_others`` (a
+        band such as 0.1) holds every other weight of the touched classes within ``w ± band·|w|``,
+        so correlated concepts cannot quietly take over a removed one's role.
+        """
         student = self._need_student()
         if not actions:
             raise InputError("actions: no edit to apply")
-        lower, upper, touched = apply_actions(actions, student.coef_, self.lower, self.upper,
-                                              self.concepts.names, self.class_names)
+        expanded = expand_groups(actions, self.concept_groups())
+        lower, upper, touched = apply_actions(expanded, student.coef_, self.lower, self.upper,
+                                              self.concepts.names, self.class_names, hold_others)
+        if np.array_equal(lower, self.lower) and np.array_equal(upper, self.upper):
+            raise InputError("nothing to change: these edits are already in place (the bounds they set "
+                             "are the current ones)")
         before = self.evaluate()
         student.refit(self.concepts.X[self.train_idx], self.P[self.train_idx], lower, upper,
                       class_indices=touched)
         self.lower, self.upper = lower, upper
-        return self._log([a.__dict__.copy() for a in actions], before, self.evaluate(),
+        step = self._log([asdict(a) for a in expanded], before, self.evaluate(),
                          [self.class_names[c] for c in touched], label)
+        step.hold_others = hold_others
+        return step
+
+    def concept_groups(self) -> dict[str, list[str]]:
+        """The student's concepts by corpus category (``background`` → grass, sky, …)."""
+        if self.concepts is None:
+            return {}
+        category = dict(zip(self.corpus.concepts, self.corpus.categories)) if self.corpus else {}
+        groups: dict[str, list[str]] = {}
+        for name in self.concepts.names:
+            groups.setdefault(category.get(name, "custom"), []).append(name)
+        return groups
+
+    def compensation(self, index: int = -1, top: int = 5) -> list[dict]:
+        """What took over after provenance step ``index``: the weights of its touched classes
+        that no action named and that grew most in magnitude (see ``tuning.compensation``)."""
+        steps = self.provenance.steps
+        index = index % len(steps) if steps else 0
+        if index == 0 or not steps[index].actions:
+            return []
+        step = steps[index]
+        return compensation(steps[index - 1].coef, step.coef, step.actions, self.concepts.names,
+                            self.class_names, step.touched_classes, top)
 
     def restore(self, index: int) -> ProvenanceStep:
         """Return to the weights and bounds of step ``index``; logged as a new step, so the log
@@ -324,6 +372,39 @@ class Session:
         student.coef_, student.intercept_ = target.coef.copy(), target.intercept.copy()
         self.lower, self.upper = target.lower.copy(), target.upper.copy()
         return self._log([], before, self.evaluate(), [], f"restore step {index}")
+
+    def undo(self) -> ProvenanceStep:
+        """Go back to the weights and bounds before the last step (logged, like a restore)."""
+        if len(self.provenance) < 2:
+            raise InputError("undo: there is no edit to undo yet")
+        step = self.restore(len(self.provenance) - 2)
+        step.label = f"undo step {len(self.provenance) - 2}"
+        return step
+
+    def predictions_at(self, index: int, split: str | None = None) -> np.ndarray:
+        """The student's class per image at provenance step ``index`` (0: the fit), on the
+        held-out split (``split`` None) or on an evaluation set."""
+        student = copy.copy(self._need_student())
+        step = self.provenance.steps[index]
+        student.coef_, student.intercept_ = step.coef, step.intercept
+        X = self.concepts.X[self.val_idx] if split is None else self.eval_sets[split].concepts.X
+        return student.predict_proba(X).argmax(1)
+
+    def changed_since_fit(self, split: str | None = None) -> dict[str, np.ndarray]:
+        """Images whose student answer changed since the fit: row indices into the split (the
+        held-out rows, or an evaluation set), the class at the fit, now, and the true label
+        (-1 when unknown)."""
+        before, now = self.predictions_at(0, split), self.predictions_at(-1, split)
+        if split is None:
+            rows = self.val_idx
+            labels = self.labels[rows] if self.labels is not None else np.full(len(rows), -1)
+        else:
+            rows = np.arange(len(self.eval_sets[split].images))
+            found = self.labels_for(self.eval_sets[split].images, self.class_names)
+            labels = found if found is not None else np.full(len(rows), -1)
+        changed = np.flatnonzero(before != now)
+        return {"rows": rows[changed], "before": before[changed], "now": now[changed],
+                "label": labels[changed]}
 
     def evaluate(self) -> dict:
         """Held-out metrics (fidelity, accuracy, per class) plus each evaluation set's."""
@@ -340,6 +421,8 @@ class Session:
             labels_e = self.labels_for(e.images, self.class_names)
             out[f"{name}_accuracy"] = metrics.accuracy(proba, labels_e)
             out[f"{name}_teacher_accuracy"] = metrics.accuracy(e.P, labels_e)
+            if labels_e is not None:
+                out[f"{name}_per_class_accuracy"] = metrics.per_class_accuracy(proba, labels_e, len(self.class_names))
         return out
 
     def run_prg(self, config: PRGConfig | None = None, class_names: Sequence[str] | None = None,

@@ -34,6 +34,7 @@ from infi.errors import ConfigError, InputError
 from infi.splits import holdout_split
 
 _EPS = 1e-7
+ZERO = 1e-6  # a weight below this in magnitude counts as zero (NEC, explanations)
 
 
 @dataclass
@@ -137,7 +138,11 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
     n_members : int, default=20
         Ensemble size k; each member sees Poisson(1) bootstrap weights of the rows.
     alpha : float, default=1e-4
-        L1 strength λ on the weights of standardized concepts.
+        L1 strength λ on the weights of standardized concepts; ignored when ``nec`` is set.
+    nec : float or None, default=None
+        Target number of effective concepts per class (the mean count of non-zero weights per
+        class, as VLG-CBM reports it). λ is then found along a warm-started regularisation path
+        and kept as ``alpha_``, so a refit keeps the same λ.
     max_iter : int, default=500
         Iteration bound of the pooled stage.
     member_iter : int, default=60
@@ -162,6 +167,11 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
     mean_, scale_ : ndarray of shape (K,)
         The standardization of each concept over the fit rows.
     classes_ : ndarray of shape (C,)
+    alpha_ : float
+        The λ the student was fitted with (``alpha``, or the one the NEC search found).
+    path_ : list of dict
+        With ``nec``: each λ tried along the path with its NEC and its top-1 agreement with the
+        teacher on the early-stopping rows (``fidelity``), for choosing a NEC.
     n_iter_ : int
     n_features_in_ : int
     """
@@ -169,6 +179,7 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "n_members": [Interval(Integral, 1, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
+        "nec": [Interval(Real, 0, None, closed="neither"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "member_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -178,12 +189,14 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
         "random_state": ["random_state"],
     }
 
-    def __init__(self, n_members: int = 20, *, alpha: float = 1e-4, max_iter: int = 500,
+    def __init__(self, n_members: int = 20, *, alpha: float = 1e-4, nec: float | None = None,
+                 max_iter: int = 500,
                  member_iter: int = 60, tol: float = 1e-4, early_stopping: bool = True,
                  validation_fraction: float = 0.1, n_iter_no_change: int = 10,
                  random_state: int | None = None):
         self.n_members = n_members
         self.alpha = alpha
+        self.nec = nec
         self.max_iter = max_iter
         self.member_iter = member_iter
         self.tol = tol
@@ -270,16 +283,29 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
         b0 = torch.log(prior / (1 - prior))[None, :]
 
         # stage 1: the pooled problem, one "member" at a twentieth of the cost per iteration
-        monitor = self._early_stopper(Xs[val_idx], Tt[val_idx]) if val_idx is not None else None
-        res = fista(Xf, Tf, pooled, torch.zeros(1, K, C), b0, self.alpha, max_iter=self.max_iter,
-                    tol=self.tol, monitor=monitor, step=_lipschitz(Xf, pooled))
-        W, b, n_iter = res.W, res.b, res.n_iter
+        step = _lipschitz(Xf, pooled)
+        lower = upper = None
+        if self.nec is None:
+            self.alpha_, self.path_ = float(self.alpha), []
+            monitor = self._early_stopper(Xs[val_idx], Tt[val_idx]) if val_idx is not None else None
+            res = fista(Xf, Tf, pooled, torch.zeros(1, K, C), b0, self.alpha_, max_iter=self.max_iter,
+                        tol=self.tol, monitor=monitor, step=step)
+            W, b, n_iter = res.W, res.b, res.n_iter
+        else:
+            # λ for the target NEC along a warm-started path of pooled solves; the members then
+            # share the support found there, so the ensemble has that NEC, not the union of k.
+            check = (Xs[val_idx], Tt[val_idx]) if val_idx is not None else (Xf, Tf)
+            self.alpha_, W, b, self.path_ = _nec_path(Xf, Tf, pooled, b0, float(self.nec), step, check)
+            n_iter = sum(int(r["n_iter"]) for r in self.path_)
+            off = (W.abs() <= ZERO).expand(k, K, C)
+            lower = torch.where(off, 0.0, -torch.inf)
+            upper = torch.where(off, 0.0, torch.inf)
         # stage 2: every member refines the pooled solution on its bootstrap weights
         self._step_ = _lipschitz(Xf, sw)
         W, b = W.expand(k, K, C).clone(), b.expand(k, C).clone()
         if self.member_iter > 0:
-            res = fista(Xf, Tf, sw, W, b, self.alpha, max_iter=self.member_iter, tol=self.tol,
-                        step=self._step_)
+            res = fista(Xf, Tf, sw, W, b, self.alpha_, lower=lower, upper=upper,
+                        max_iter=self.member_iter, tol=self.tol, step=self._step_)
             W, b, n_iter = res.W, res.b, n_iter + res.n_iter
         self.coef_ = W.numpy().copy()
         self.intercept_ = b.numpy().copy()
@@ -336,7 +362,7 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
         W = torch.from_numpy(self.coef_)[:, :, cols]
         b = torch.from_numpy(self.intercept_)[:, cols]
         res = fista(Xs[rows], T[rows][:, cols], torch.from_numpy(self._sample_weights_), W, b,
-                    self.alpha, lower=lo, upper=hi, max_iter=max_iter, tol=tol,
+                    self.alpha_, lower=lo, upper=hi, max_iter=max_iter, tol=tol,
                     step=self._step_)
         self.coef_ = self.coef_.copy()
         self.intercept_ = self.intercept_.copy()
@@ -441,6 +467,62 @@ class ConceptStudent(ClassifierMixin, BaseEstimator):
         return tags
 
 
+def effective_concepts(W: np.ndarray | torch.Tensor) -> float:
+    """NEC: the mean number of non-zero weights per class of ``W`` [K, C] (or [1, K, C])."""
+    W = W.numpy() if isinstance(W, torch.Tensor) else np.asarray(W)
+    W = W.reshape(-1, W.shape[-1]) if W.ndim == 2 else W.reshape(-1, W.shape[-2], W.shape[-1]).mean(0)
+    return float((np.abs(W) > ZERO).sum(0).mean())
+
+
+def _nec_path(X: torch.Tensor, T: torch.Tensor, sw: torch.Tensor, b0: torch.Tensor, target: float,
+              step: float, check: tuple[torch.Tensor, torch.Tensor], ratio: float = 0.6,
+              path_iter: int = 50, refine_iter: int = 100, refine: int = 5,
+              ) -> tuple[float, torch.Tensor, torch.Tensor, list[dict]]:
+    """λ for a target NEC on the pooled problem, along a warm-started regularisation path.
+
+    Starts at λ_max (the smallest λ at which every weight is zero: the largest gradient at W = 0)
+    and lowers λ geometrically with short solves, each starting from the previous solution, until
+    the NEC reaches the target; then bisects λ in log space between the last two points with
+    longer solves, until the NEC is within half a concept of the target. Returns
+    (λ, W, b, path) with the solution at λ to warm-start the full fit.
+    """
+    n, K = X.shape
+    C = T.shape[1]
+    P0 = torch.sigmoid(b0).expand(n, C)
+    grad = (X * sw.T).T @ (P0 - T) / n
+    lam_max = float(grad.abs().max()) * 1.0001
+    W, b = torch.zeros(1, K, C), b0.clone()
+    path: list[dict] = []
+
+    def solve(lam: float, W: torch.Tensor, b: torch.Tensor, iters: int = path_iter):
+        res = fista(X, T, sw, W, b, lam, max_iter=iters, tol=1e-5, step=step)
+        nec = effective_concepts(res.W)
+        agree = float((_ensemble_proba(check[0], res.W, res.b).argmax(1) == check[1].argmax(1)).float().mean())
+        path.append({"alpha": lam, "nec": nec, "fidelity": agree, "n_iter": res.n_iter})
+        return res.W, res.b, nec
+
+    hi_lam, hi_W, hi_b = lam_max, W, b  # fewer concepts than the target
+    lam = lam_max
+    while True:
+        lam *= ratio
+        W, b, nec = solve(lam, hi_W, hi_b)
+        if nec >= target or lam < lam_max * 1e-6:
+            break
+        hi_lam, hi_W, hi_b = lam, W, b
+    lo_lam, lo_W, lo_b, lo_nec = lam, W, b, nec  # at least the target
+    for _ in range(refine):
+        if abs(lo_nec - target) <= 0.5:
+            break
+        mid = float(np.sqrt(hi_lam * lo_lam))
+        W, b, nec = solve(mid, hi_W, hi_b, refine_iter)
+        if nec >= target:
+            lo_lam, lo_W, lo_b, lo_nec = mid, W, b, nec
+        else:
+            hi_lam, hi_W, hi_b = mid, W, b
+    path.sort(key=lambda r: -r["alpha"])
+    return lo_lam, lo_W, lo_b, path
+
+
 def _ensemble_proba(Xs: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Member-mean sigmoid scores [N, C] (not normalized): what BCE compares with targets."""
     return torch.sigmoid(torch.einsum("nd,kdc->knc", Xs, W) + b[:, None, :]).mean(0)
@@ -460,7 +542,8 @@ def student_to_arrays(student: ConceptStudent) -> tuple[dict[str, np.ndarray], d
     arrays = {name.strip("_"): np.asarray(getattr(student, name)) for name in _STATE_ARRAYS}
     meta = {"params": student.get_params(), "classes": student.classes_.tolist(),
             "soft": bool(student._soft_), "step": float(student._step_),
-            "n_iter": int(student.n_iter_), "n_features_in": int(student.n_features_in_)}
+            "n_iter": int(student.n_iter_), "n_features_in": int(student.n_features_in_),
+            "alpha": float(student.alpha_), "path": list(student.path_)}
     return arrays, meta
 
 
@@ -473,4 +556,6 @@ def student_from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> ConceptStu
     student._step_ = float(meta["step"])
     student.n_iter_ = int(meta["n_iter"])
     student.n_features_in_ = int(meta["n_features_in"])
+    student.alpha_ = float(meta.get("alpha", student.alpha))  # bundles before 0.2 had no search
+    student.path_ = [{k: float(v) for k, v in r.items()} for r in meta.get("path", [])]
     return student

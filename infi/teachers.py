@@ -73,6 +73,7 @@ class PredictionsTeacher:
     class_names: tuple[str, ...]
     kind: str = "auto"
     name: str = "predictions file"
+    runs_on_any_images: bool = False  # outputs exist for the dataset's images only
 
     def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray:
         if self.matrix is not None:
@@ -188,6 +189,8 @@ PICKLE_HINT = ("Infi never unpickles uploaded files; export the model with torch
 def torchscript_problem(path: str | Path) -> str | None:
     """Why a file is not a TorchScript archive, read from its ZIP directory alone (nothing is
     loaded): torch.save files (pickles) are named as such. None when it looks like TorchScript."""
+    if not Path(path).is_file():
+        raise MissingFileError(f"{Path(path).name}: no file at {path}")
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -266,7 +269,7 @@ class HFClassifierTeacher:
         try:
             self._model = AutoModelForImageClassification.from_pretrained(self.model_id, local_files_only=local)
             self._processor = AutoImageProcessor.from_pretrained(self.model_id, local_files_only=local)
-        except OSError as err:
+        except (OSError, ValueError) as err:  # ValueError: a folder that is not a model
             raise ModelLoadError(f"Could not load the classifier {self.model_id!r}: {failure_detail(err)}. "
                           "Offline, give a "
                           "local folder saved with save_pretrained, or use a predictions file.") from err

@@ -14,7 +14,7 @@ import base64
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -28,15 +28,30 @@ ZERO_WEIGHT = 1e-6
 
 @dataclass(frozen=True)
 class TuningAction:
-    """One edit of one concept's influence on one class (``ALL_CLASSES`` for every class)."""
+    """One edit of one concept's influence on one class (``ALL_CLASSES`` for every class), or of
+    a whole group of concepts (a corpus category such as ``background``): give ``group`` and
+    leave ``concept`` empty. A group action expands to one action per concept of the group, each
+    carrying the group's name, so provenance records both."""
 
     concept: str
     kind: Literal["uptune", "downtune", "remove", "lock"]
     class_name: str = ALL_CLASSES
     scale: float | None = None
     magnitude: float | None = None
+    group: str | None = None
+
+    @classmethod
+    def for_group(cls, group: str, kind: str, class_name: str = ALL_CLASSES,
+                  scale: float | None = None, magnitude: float | None = None) -> TuningAction:
+        return cls("", kind, class_name, scale, magnitude, group)  # type: ignore[arg-type]
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self.group) and not self.concept
 
     def validate(self) -> None:
+        if not self.concept and not self.group:
+            raise TuningError("action: name a concept or a group")
         if self.kind not in KINDS:
             raise TuningError(f"kind: unknown action {self.kind!r}; choose from {list(KINDS)}")
         if self.kind == "downtune" and (self.scale is None or not 0 <= self.scale < 1):
@@ -48,14 +63,30 @@ class TuningAction:
 
     @classmethod
     def from_dict(cls, d: dict) -> TuningAction:
-        unknown = set(d) - {"concept", "kind", "class_name", "scale", "magnitude"}
+        unknown = set(d) - {"concept", "kind", "class_name", "scale", "magnitude", "group"}
         if unknown:
             raise TuningError(f"action: unknown field(s) {sorted(unknown)}")
-        if "concept" not in d or "kind" not in d:
-            raise TuningError("action: each action needs a 'concept' and a 'kind'")
-        action = cls(**{k: v for k, v in d.items()})
+        if ("concept" not in d and "group" not in d) or "kind" not in d:
+            raise TuningError("action: each action needs a 'concept' (or a 'group') and a 'kind'")
+        action = cls(**{"concept": "", **d})
         action.validate()
         return action
+
+
+def expand_groups(actions: Sequence[TuningAction], groups: dict[str, Sequence[str]]) -> list[TuningAction]:
+    """Group actions as one action per concept of the group (each keeps the group's name);
+    concept actions unchanged. An unknown or empty group is an error naming the known ones."""
+    out: list[TuningAction] = []
+    for action in actions:
+        if not action.is_group:
+            out.append(action)
+            continue
+        members = list(groups.get(action.group or "", ()))
+        if not members:
+            raise TuningError(f"group: {action.group!r} is not a concept group of this student; "
+                              f"groups: {sorted(groups)}")
+        out += [replace(action, concept=c) for c in members]
+    return out
 
 
 def empty_bounds(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -63,14 +94,20 @@ def empty_bounds(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def apply_actions(actions: Sequence[TuningAction], coef: np.ndarray, lower: np.ndarray,
-                  upper: np.ndarray, concepts: Sequence[str], class_names: Sequence[str]
-                  ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Tighten bounds [k, K, C] for each action given current weights ``coef`` [k, K, C].
+                  upper: np.ndarray, concepts: Sequence[str], class_names: Sequence[str],
+                  hold_others: float | None = None) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Tighten bounds [k, K, C] for each (concept-level) action given current weights ``coef``.
 
     Returns new (lower, upper) and the sorted indices of the classes touched. Two actions on the
     same concept and target in one edit are an error (which one was meant?); a class-specific
     action after an all-classes one refines it for that class.
+
+    ``hold_others`` (a band, e.g. 0.1): every weight of the touched classes that no action names
+    is held within ``w ± band·|w|`` of its current value (zero stays zero), so the refit cannot
+    hand a removed concept's role to its correlated neighbours. It is a box bound like the others.
     """
+    if hold_others is not None and not (np.isfinite(hold_others) and hold_others >= 0):
+        raise TuningError(f"hold_others: the band must be a number >= 0, got {hold_others!r}")
     seen: dict[tuple[str, str], list[str]] = {}
     for action in actions:
         seen.setdefault((action.concept, action.class_name), []).append(action.kind)
@@ -83,6 +120,7 @@ def apply_actions(actions: Sequence[TuningAction], coef: np.ndarray, lower: np.n
     concept_index = {c: i for i, c in enumerate(concepts)}
     class_index = {c: i for i, c in enumerate(class_names)}
     touched: set[int] = set()
+    named: set[tuple[int, int]] = set()
     for action in actions:
         action.validate()
         if action.concept not in concept_index:
@@ -102,6 +140,15 @@ def apply_actions(actions: Sequence[TuningAction], coef: np.ndarray, lower: np.n
             clash = lower[:, j, c] > upper[:, j, c]
             lower[clash, j, c], upper[clash, j, c] = lo[clash], hi[clash]
             touched.add(c)
+            named.add((j, c))
+    if hold_others is not None:
+        for c in touched:
+            free = [j for j in range(len(concepts)) if (j, c) not in named]
+            w = coef[:, free, c]
+            band = hold_others * np.abs(w)
+            lo, hi = np.maximum(lower[:, free, c], w - band), np.minimum(upper[:, free, c], w + band)
+            clash = lo > hi  # an earlier edit's bound outside the band: the band wins, it is newer
+            lower[:, free, c], upper[:, free, c] = np.where(clash, w - band, lo), np.where(clash, w + band, hi)
     return lower, upper, sorted(touched)
 
 
@@ -166,6 +213,7 @@ class ProvenanceStep:
     touched_classes: list[str] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     label: str = ""
+    hold_others: float | None = None  # the band other weights of the touched classes were held in
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k not in ("coef", "intercept", "lower", "upper")}
@@ -176,8 +224,10 @@ class ProvenanceStep:
     def from_dict(cls, d: dict) -> ProvenanceStep:
         arrays = {k: _decode(d[k]) for k in ("coef", "intercept", "lower", "upper")}
         rest = {k: d[k] for k in ("actions", "metrics_before", "metrics_after")}
+        hold = d.get("hold_others")
         return cls(**rest, **arrays, touched_classes=list(d.get("touched_classes", [])),
-                   created=float(d.get("created", 0.0)), label=str(d.get("label", "")))
+                   created=float(d.get("created", 0.0)), label=str(d.get("label", "")),
+                   hold_others=None if hold is None else float(hold))
 
 
 @dataclass
@@ -199,12 +249,13 @@ class Provenance:
         rows = []
         for i, s in enumerate(self.steps):
             row = {"step": i, "label": s.label,
-                   "actions": "; ".join(_describe(a) for a in s.actions) or "fit",
+                   "actions": describe_actions(s.actions) or "fit",
                    "fidelity": s.metrics_after.get("fidelity"),
                    "accuracy": s.metrics_after.get("accuracy")}
             row |= {k: v for k, v in s.metrics_after.items()
                     if k.endswith("_accuracy") and not k.endswith("teacher_accuracy")
-                    and k != "accuracy"}
+                    and k != "accuracy" and (v is None or isinstance(v, (int, float)))}
+            row["held"] = s.hold_others
             rows.append(row)
         return rows
 
@@ -226,7 +277,53 @@ class Provenance:
             raise TuningError(f"provenance: a step is malformed ({err})") from err
 
 
+def describe_actions(actions: Sequence[dict]) -> str:
+    """Actions in words; the concepts a group expanded to are named once, after the group:
+    'remove background on triangle (grass, sky, sand)'."""
+    parts: list[str] = []
+    seen_groups: dict[tuple, list[str]] = {}
+    for a in actions:
+        if a.get("group"):
+            key = (a["group"], a["kind"], a.get("class_name", ALL_CLASSES), a.get("scale"))
+            if key not in seen_groups:
+                seen_groups[key] = []
+                parts.append(key)  # type: ignore[arg-type]
+            seen_groups[key].append(a["concept"])
+        else:
+            parts.append(_describe(a))
+    out = []
+    for part in parts:
+        if isinstance(part, tuple):
+            group, kind, target, scale = part
+            a = {"concept": group, "kind": kind, "class_name": target, "scale": scale}
+            out.append(f"{_describe(a)} ({', '.join(seen_groups[part])})")
+        else:
+            out.append(part)
+    return "; ".join(out)
+
+
 def _describe(action: dict) -> str:
     target = "all classes" if action.get("class_name", ALL_CLASSES) == ALL_CLASSES else action["class_name"]
     scale = f" ×{action['scale']:g}" if action.get("scale") is not None else ""
     return f"{action['kind']} {action['concept']}{scale} on {target}"
+
+
+def compensation(before: np.ndarray, after: np.ndarray, actions: Sequence[dict], concepts: Sequence[str],
+                 class_names: Sequence[str], touched: Sequence[str], top: int = 5,
+                 min_growth: float = 0.05) -> list[dict]:
+    """The concepts that took over after a refit: in the touched classes, the weights no action
+    named whose magnitude grew most (member means of ``before``/``after`` [k, K, C]), largest first.
+    Each row: class, concept, before, after, growth (|after| - |before|)."""
+    Wb, Wa = np.asarray(before).mean(0), np.asarray(after).mean(0)
+    named = {(a["concept"], a.get("class_name", ALL_CLASSES)) for a in actions}
+    rows = []
+    for name in touched:
+        c = list(class_names).index(name)
+        for j, concept in enumerate(concepts):
+            if (concept, name) in named or (concept, ALL_CLASSES) in named:
+                continue
+            growth = abs(float(Wa[j, c])) - abs(float(Wb[j, c]))
+            if growth >= min_growth:
+                rows.append({"class": name, "concept": concept, "before": float(Wb[j, c]),
+                             "after": float(Wa[j, c]), "growth": growth})
+    return sorted(rows, key=lambda r: -r["growth"])[:top]

@@ -1,17 +1,23 @@
-"""Fine-tune: edit concept influences, refit, compare, keep provenance, export."""
+"""Fine-tune: edit concept influences (by concept or group), refit, see what changed, keep
+provenance, export."""
 
 import streamlit as st
 
+from infi.ui import finetune_view as view
 from infi.ui import state
-from infi.ui.finetune_view import apply_edits, deltas, downloads, editor, provenance
 
 st.title("Fine-tune")
 session = state.get_session()
 if session.student is None:
     st.info("Distill a student on the **Distill** page first; then tune its concepts here.")
     st.stop()
-cls, edited = editor(session)
-apply_edits(session, cls, edited)
-deltas(session)
-provenance(session)
-downloads(session)
+cls = view.class_picker(session)
+hold = view.hold_setting()
+view.concept_editor(session, cls)
+view.group_editor(session, cls)
+view.apply_pending(session, hold)
+view.quick_edit(session, cls, hold)
+view.what_changed(session)
+view.changed_gallery(session)
+view.provenance(session)
+view.downloads(session)

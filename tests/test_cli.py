@@ -131,3 +131,32 @@ def test_cli_flags_come_from_the_configs(capsys):
     text = capsys.readouterr().out
     for flag in ("--w-node", "--tau-edge", "--kd-temperature", "--patience", "--weight-decay"):
         assert flag in text
+
+
+def test_more_careless_inputs_are_one_line_errors(tmp_path, monkeypatch, capsys):
+    """Found by a newcomer walk: each of these printed a traceback."""
+    monkeypatch.setenv("INFI_CACHE_DIR", str(tmp_path / "cache"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = str(tmp_path / "x.infi")
+    cases = [(["distill", "--world", "biased:40:3", "--teacher", f"hf:{empty}", "--out", out], "Could not load"),
+             (["distill", "--world", "biased:40:3", "--teacher", "torchscript:nope.pt", "--out", out],
+              "nope.pt: no file"),
+             (["distill", "--world", "oval:40:3", "--out", out], "split"),
+             (["export", "--session", out, "--out", out], "no file")]
+    for argv, message in cases:
+        assert cli.main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+
+
+def test_a_predictions_file_skips_the_evaluation_sets_and_says_so(tmp_path, monkeypatch, capsys):
+    """A predictions file holds outputs for the dataset only: an evaluation set loaded beside it
+    is skipped with a note, not a refusal of a correct file."""
+    monkeypatch.setenv("INFI_CACHE_DIR", str(tmp_path / "cache"))
+    data = from_world(generate_world(120, seed=21))
+    np.save(tmp_path / "p.npy", DemoTeacherAdapter().predict_proba(data))
+    out = tmp_path / "n.infi"
+    assert cli.main(["distill", "--world", "biased:120:21", "--shifted", "shifted:60:4", "--teacher",
+                     f"predictions:{tmp_path / 'p.npy'}", "--members", "2", "--out", str(out)]) == 0
+    assert "no outputs for the evaluation set 'shifted'" in capsys.readouterr().err
+    assert "shifted_accuracy" not in load_session(out.read_bytes()).evaluate()

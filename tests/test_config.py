@@ -30,7 +30,11 @@ def test_defaults_are_valid_and_match_the_student():
     DistillConfig().validate()
     PRGConfig().validate()
     student = ConceptStudent()
-    for name, value in DistillConfig().student_params().items():
+    params = DistillConfig().student_params()
+    # The app and the CLI default to a readable student (a NEC target); the estimator, like any
+    # scikit-learn estimator, defaults to its plain form (a fixed λ).
+    assert params.pop("nec") <= 10 and student.nec is None
+    for name, value in params.items():
         assert getattr(student, name) == value, name
 
 
@@ -56,3 +60,15 @@ def test_the_pages_start_from_the_config_defaults():
     assert at.number_input(key=state.PRG_LR).value == p.lr
     assert at.number_input(key=state.PRG_TAU_EDGE).value == p.tau_edge
     assert not at.exception
+
+
+def test_every_cli_help_renders():
+    """A '%' in a setting's help once crashed `infi tune --help` (argparse formats help text)."""
+    import argparse
+
+    from infi.config import TuneConfig
+
+    for cls in (DistillConfig, PRGConfig, TuneConfig):
+        parser = argparse.ArgumentParser()
+        cls.add_arguments(parser)
+        assert "default" in parser.format_help()

@@ -61,4 +61,4 @@ def test_cli_and_app_give_the_same_bundle(tmp_path):
     assert len(steps_app) == len(steps_cli) == 2
     assert steps_app == steps_cli
     assert steps_app[1]["actions"] == [{"concept": "grass", "kind": "remove", "class_name": "triangle",
-                                        "scale": None, "magnitude": None}]
+                                        "scale": None, "magnitude": None, "group": None}]

@@ -135,3 +135,21 @@ def test_from_saved_refuses_parts_that_do_not_fit(session):
         Session.from_saved(**{**parts, "P": session.P[:, :3]})
     with pytest.raises(InputError, match="split"):
         Session.from_saved(**{**parts, "split": (session.train_idx + 10_000, session.val_idx)})
+
+
+def test_group_edits_expand_by_corpus_category_and_survive_a_bundle(session):
+    from infi.bundle import load_session, save_session
+
+    s = load_session(save_session(session))
+    assert s.concept_groups()["background"] == ["grass", "sky", "sand", "water", "brick", "plain"]
+    step = s.tune([TuningAction.for_group("background", "remove", "triangle")], hold_others=0.25)
+    c = s.class_names.index("triangle")
+    bg = [s.concepts.names.index(n) for n in s.concept_groups()["background"]]
+    assert np.all(s.student.coef_[:, bg, c] == 0)
+    assert {a["group"] for a in step.actions} == {"background"} and len(step.actions) == 6
+    assert s.provenance.table()[-1]["actions"].startswith("remove background on triangle (grass, sky")
+    again = load_session(save_session(s))
+    assert again.provenance.steps[-1].hold_others == 0.25
+    assert again.student.alpha_ == s.student.alpha_ and again.student.path_ == s.student.path_
+    for row in s.compensation():
+        assert row["class"] == "triangle" and row["concept"] not in s.concept_groups()["background"]

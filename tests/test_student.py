@@ -117,3 +117,28 @@ EXPECTED_FAILED_CHECKS = {
                          expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("target", [2, 4, 7])
+def test_the_nec_search_hits_the_requested_nec_and_keeps_its_lambda(target):
+    from infi.student import effective_concepts
+
+    X, P = soft_problem(n=800, k=20)
+    s = ConceptStudent(n_members=4, nec=target, random_state=0).fit(X, P)
+    assert abs(effective_concepts(s.weights_) - target) <= 1
+    assert s.alpha_ > 0 and s.path_ and s.path_[0]["alpha"] > s.path_[-1]["alpha"]
+    assert all(0 <= r["fidelity"] <= 1 for r in s.path_)
+    # A refit keeps the λ the search found.
+    lo, hi = np.full(s.coef_.shape, -np.inf, np.float32), np.full(s.coef_.shape, np.inf, np.float32)
+    lo[:, 0, 0] = hi[:, 0, 0] = 0
+    found = s.alpha_
+    s.refit(X, P, lo, hi, [0])
+    assert s.alpha_ == found and np.all(s.coef_[:, 0, 0] == 0)
+
+
+def test_a_dense_student_has_every_concept():
+    from infi.student import effective_concepts
+
+    X, P = soft_problem()
+    s = ConceptStudent(n_members=3, alpha=1e-5, random_state=0).fit(X, P)
+    assert effective_concepts(s.weights_) == 12 and s.alpha_ == 1e-5 and s.path_ == []

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from infi.student import ConceptStudent
-from infi.tuning import ALL_CLASSES, TuningAction, apply_actions, empty_bounds
+from infi.tuning import (
+    ALL_CLASSES,
+    TuningAction,
+    apply_actions,
+    compensation,
+    describe_actions,
+    empty_bounds,
+    expand_groups,
+)
 from tests.helpers import soft_problem
 
 
@@ -115,3 +123,57 @@ def test_two_actions_on_the_same_concept_and_class_in_one_edit_are_refused():
     lo, hi, touched = apply_actions([TuningAction("c3", "remove"), TuningAction("c3", "lock", "a")],
                                     s.coef_, lo, hi, concepts, classes)
     assert np.all(lo[:, 3, 0] == s.coef_[:, 3, 0]) and np.all(hi[:, 3, 1:] == 0)
+
+
+def test_a_group_action_equals_the_same_actions_one_by_one():
+    X, P, s, concepts, classes = refit_setup()
+    groups = {"first": ["c0", "c1", "c2"], "rest": concepts[3:]}
+    lo, hi = empty_bounds(s.coef_.shape)
+    group = expand_groups([TuningAction.for_group("first", "downtune", "b", scale=0.5)], groups)
+    assert [a.concept for a in group] == ["c0", "c1", "c2"] and {a.group for a in group} == {"first"}
+    one_by_one = [TuningAction(c, "downtune", "b", scale=0.5) for c in ("c0", "c1", "c2")]
+    by_group = apply_actions(group, s.coef_, lo, hi, concepts, classes)
+    by_concept = apply_actions(one_by_one, s.coef_, lo, hi, concepts, classes)
+    for a, b in zip(by_group, by_concept):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match="'colours' is not a concept group"):
+        expand_groups([TuningAction.for_group("colours", "remove")], groups)
+
+
+def test_hold_others_keeps_every_untouched_weight_in_its_band():
+    X, P, s, concepts, classes = refit_setup()
+    before = s.coef_.copy()
+    lo, hi = empty_bounds(s.coef_.shape)
+    lo, hi, touched = apply_actions([TuningAction("c1", "remove", "b")], s.coef_, lo, hi, concepts,
+                                    classes, hold_others=0.2)
+    s.refit(X, P, lo, hi, touched)
+    others = [j for j in range(12) if j != 1]
+    w0, w = before[:, others, 1], s.coef_[:, others, 1]
+    assert np.all(np.abs(w - w0) <= 0.2 * np.abs(w0) + 1e-6)
+    assert np.all(s.coef_[:, 1, 1] == 0)
+    assert np.array_equal(s.coef_[:, :, [0, 2]], before[:, :, [0, 2]])  # untouched classes
+    with pytest.raises(ValueError, match="hold_others"):
+        apply_actions([TuningAction("c1", "remove", "b")], s.coef_, lo, hi, concepts, classes, hold_others=-1)
+
+
+def test_compensation_names_the_concepts_that_took_over():
+    before = np.zeros((2, 3, 2), np.float32)
+    before[:, 0, 0] = 1.0  # concept a drives class x
+    after = before.copy()
+    after[:, 0, 0] = 0.0
+    after[:, 1, 0] = -0.9  # b took over, with the sign flipped
+    after[:, 2, 1] = 0.5  # class y was not touched: not reported
+    rows = compensation(before, after, [{"concept": "a", "kind": "remove", "class_name": "x"}],
+                        ["a", "b", "c"], ["x", "y"], ["x"])
+    assert rows == [{"class": "x", "concept": "b", "before": 0.0, "after": pytest.approx(-0.9),
+                     "growth": pytest.approx(0.9)}]
+
+
+def test_provenance_names_a_group_once_with_its_concepts():
+    actions = [{"concept": c, "kind": "remove", "class_name": "triangle", "scale": None, "group": "background"}
+               for c in ("grass", "sky")] + [{"concept": "red", "kind": "lock", "class_name": "*"}]
+    assert describe_actions(actions) == "remove background on triangle (grass, sky); lock red on all classes"
+    action = TuningAction.from_dict({"group": "background", "kind": "remove", "class_name": "triangle"})
+    assert action.is_group and action.group == "background"
+    with pytest.raises(ValueError, match="concept.*or a 'group'"):
+        TuningAction.from_dict({"kind": "remove"})

@@ -166,7 +166,8 @@ def teacher_picker(session: Session) -> None:
             cleared = session.run_teacher(teacher, report)
             status.update(label=f"{teacher.name}: done", state="complete")
             state.notify(f"Teacher outputs ready for {len(session.P)} images."
-                         + (" Cleared: " + ", ".join(cleared) + "." if cleared else ""))
+                         + (" Replaced: " + ", ".join(cleared) + " of the previous teacher." if cleared else "")
+                         + "".join(f" Note: {n}." for n in session.teacher_notes))
             st.rerun()
         status.update(label=f"{teacher.name}: failed", state="error")
 

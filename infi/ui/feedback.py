@@ -14,7 +14,7 @@ log = logging.getLogger("infi.ui")
 
 
 @contextmanager
-def guarded(what: str, fix: str = "") -> Iterator[None]:
+def guarded(what: str, fix: str = "", where=st) -> Iterator[None]:
     """Show ``st.error`` naming the problem (and a fix) when the block fails; the session and
     everything computed before stay as they were. Only an ``InfiError`` is the person's to fix;
     anything else is a bug: logged with its traceback, and reported as one without it."""
@@ -22,10 +22,10 @@ def guarded(what: str, fix: str = "") -> Iterator[None]:
         yield
     except InfiError as err:
         log.info("%s failed: %s", what, err)
-        st.error(f"**{what} failed.** {err}" + (f"\n\n{fix}" if fix else ""), icon=":material/error:")
+        where.error(f"**{what} failed.** {err}" + (f"\n\n{fix}" if fix else ""), icon=":material/error:")
     except Exception as err:  # noqa: BLE001 - nothing may reach the user as a traceback
         log.exception("%s failed unexpectedly", what)
-        st.error(f"**{what} failed** with an unexpected {type(err).__name__}: {err}. This is a bug in "
+        where.error(f"**{what} failed** with an unexpected {type(err).__name__}: {err}. This is a bug in "
                  "Infi; the traceback is in the app's log. Your earlier results are kept.",
                  icon=":material/error:")
 

@@ -1,4 +1,5 @@
-"""Fine-tune page components: the weight editor, applying edits, deltas, provenance, exports."""
+"""Fine-tune page components: edits keyed by concept or group, one Apply, what the refit did
+(the change, what took over, since the fit), provenance with restore and undo, exports."""
 
 from __future__ import annotations
 
@@ -12,17 +13,24 @@ import pandas as pd
 import streamlit as st
 
 from infi.bundle import concept_frame, export_student, save_session
+from infi.config import TuneConfig
 from infi.session import Session
-from infi.tuning import ALL_CLASSES, KINDS, TuningAction
-from infi.ui import state
+from infi.tuning import KINDS
+from infi.ui import edits, state
+from infi.ui.edits import ALL_LABEL, NO_ACTION
 from infi.ui.feedback import guarded
 
-ALL_LABEL = "All classes"
-DEFAULT_SCALE = {"downtune": 0.2, "uptune": 2.0}
+ACTION_OPTIONS = [NO_ACTION, *KINDS]
+PCT = st.column_config.NumberColumn(format="percent")
+
+
+def class_picker(session: Session) -> str:
+    return st.selectbox("Class", [ALL_LABEL, *session.class_names], key=state.TUNE_CLASS, index=1,
+                        help="Edits on a class refit only that class; 'All classes' edits every class.")
 
 
 def weight_table(session: Session, class_name: str) -> pd.DataFrame:
-    """One row per concept, most influential first: weight, influence, spread, action, scale."""
+    """One row per concept, most influential first: group, weight, influence, spread."""
     student = session.student
     X = session.concepts.X[session.train_idx]
     x_std = np.abs((X - student.mean_) / student.scale_).mean(0)
@@ -34,126 +42,253 @@ def weight_table(session: Session, class_name: str) -> pd.DataFrame:
     else:
         c = session.class_names.index(class_name)
         weight, spread = student.weights_[:, c], student.spread_[:, c]
+    group_of = {c: g for g, members in session.concept_groups().items() for c in members}
     frame = pd.DataFrame({
         "concept": list(session.concepts.names),
+        "group": [group_of.get(n, "") for n in session.concepts.names],
         "weight": weight.astype(float),
         "influence": (np.abs(weight) * x_std).astype(float),
         "spread": spread.astype(float),
-        "action": [""] * len(weight),
-        "scale": [np.nan] * len(weight),
-        "magnitude": [np.nan] * len(weight),
     })
     return frame.sort_values("influence", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def editor_key(class_name: str) -> str:
-    return f"{state.WEIGHT_EDITOR}_{class_name}"
+    return f"{state.WEIGHT_EDITOR}_{class_name}_{state.edit_version()}"
 
 
-def actions_from(edited: pd.DataFrame, class_name: str) -> list[TuningAction]:
-    """Rows with an action become TuningActions; scale defaults per kind."""
-    actions = []
-    target = ALL_CLASSES if class_name == ALL_LABEL else class_name
-    for _, row in edited.iterrows():
-        kind = (row.get("action") or "").strip()
-        if not kind:
-            continue
-        scale = row.get("scale")
-        scale = DEFAULT_SCALE.get(kind) if scale is None or pd.isna(scale) else float(scale)
-        magnitude = row.get("magnitude")
-        magnitude = None if magnitude is None or pd.isna(magnitude) else float(magnitude)
-        actions.append(TuningAction(row["concept"], kind, target,
-                                    scale if kind in DEFAULT_SCALE else None, magnitude))
-    return actions
+def group_key(class_name: str) -> str:
+    return f"{state.GROUP_EDITOR}_{class_name}_{state.edit_version()}"
 
 
-def editor(session: Session) -> tuple[str, pd.DataFrame]:
-    cls = st.selectbox("Class", [ALL_LABEL, *session.class_names], key=state.TUNE_CLASS, index=1)
-    table = weight_table(session, cls)
-    st.caption("Pick an action per concept: **downtune** (|w| ≤ scale·|w0|), **uptune** (|w| ≥ "
-               "scale·|w0|; give a signed magnitude when w0 is 0), **remove** (w = 0) or **lock** "
-               "(w stays). Then press Apply: only the classes you touch are refit.")
+EDIT_CONFIG = {
+    "action": st.column_config.SelectboxColumn(options=ACTION_OPTIONS, required=True,
+                                               help="— keeps the weight as the refit finds it"),
+    "scale": st.column_config.TextColumn(help="downtune: 0–1 (blank = 0.2); uptune: above 1 (blank = 2)",
+                                         validate=r"^\s*-?[0-9]*[.,]?[0-9]*\s*$"),
+    "magnitude": st.column_config.TextColumn(help="uptune of a weight at 0: its signed size, e.g. 0.5",
+                                             validate=r"^\s*-?[0-9]*[.,]?[0-9]*\s*$"),
+}
+
+
+def concept_editor(session: Session, cls: str) -> None:
+    """The weight table: choices go into the pending edits under their concept's name."""
+    st.caption("Choose an action per concept: **downtune** (|w| ≤ scale·|w0|), **uptune** (|w| ≥ "
+               "scale·|w0|; a signed magnitude when w0 is 0), **remove** (w = 0) or **lock** (w stays). "
+               "Choices wait below until you press Apply; they stay with their concept when the table "
+               "re-sorts.")
+    shown = edits.prefill(weight_table(session, cls), state.pending(), cls, "concept")
     edited = st.data_editor(
-        table, key=editor_key(cls), hide_index=True, width="stretch", height=320,
-        disabled=["concept", "weight", "influence", "spread"],
+        shown, key=editor_key(cls), hide_index=True, width="stretch", height=320,
+        disabled=["concept", "group", "weight", "influence", "spread"],
         column_config={
+            "concept": st.column_config.TextColumn(pinned=True),
             "weight": st.column_config.NumberColumn(format="%.3f", help="Member-mean weight"),
             "influence": st.column_config.NumberColumn(format="%.3f", help="|weight| × mean |standardized score|"),
             "spread": st.column_config.NumberColumn(format="%.3f", help="Std of the weight across members"),
-            "action": st.column_config.SelectboxColumn(options=["", *KINDS]),
-            "scale": st.column_config.NumberColumn(min_value=0.0, max_value=100.0, format="%.2f",
-                                                   help="downtune: 0–1 (default 0.2); uptune: > 1 (default 2)"),
-            "magnitude": st.column_config.NumberColumn(format="%.2f", help="uptune of a zero weight: signed size"),
+            **EDIT_CONFIG,
         })
-    quick_edit(session, cls, table)
-    return cls, edited
+    state.set_pending(edits.merge(state.pending(), cls, "concept", shown, edited))
 
 
-def apply_edits(session: Session, cls: str, edited: pd.DataFrame) -> None:
-    actions = actions_from(edited, cls)
-    label = f"Apply {len(actions)} edit(s)" if actions else "Apply (choose an action first)"
-    if st.button(label, type="primary", disabled=not actions, key=state.BTN_APPLY):
-        with guarded("Applying the edits", "Check the scale: downtune takes 0–1, uptune more than 1."):
+def group_editor(session: Session, cls: str) -> None:
+    """One action for a whole concept group (a corpus category, e.g. every background)."""
+    groups = session.concept_groups()
+    if len(groups) < 2:
+        return
+    frame = pd.DataFrame({"group": list(groups), "concepts": [", ".join(m) for m in groups.values()]})
+    shown = edits.prefill(frame, state.pending(), cls, "group", edits.GROUP_PREFIX).drop(columns="magnitude")
+    st.markdown(f"**Whole groups** on {cls}")
+    edited = st.data_editor(shown, key=group_key(cls), hide_index=True, width="stretch",
+                            disabled=["group", "concepts"],
+                            column_config={"concepts": st.column_config.TextColumn(width="large"),
+                                           "action": EDIT_CONFIG["action"], "scale": EDIT_CONFIG["scale"]})
+    state.set_pending(edits.merge(state.pending(), cls, "group", shown, edited, edits.GROUP_PREFIX))
+
+
+def hold_setting() -> float | None:
+    """Whether other weights of the touched classes are held, and how tightly (TuneConfig)."""
+    default = TuneConfig().hold_others
+    c1, c2 = st.columns([3, 1])
+    on = c1.checkbox("Hold the other concepts of the classes I edit (recommended)", value=default is not None,
+                     key=state.HOLD_ON,
+                     help="Without it the refit may hand a removed concept's role to correlated concepts "
+                          "(another background, say) and quietly undo the edit. Held weights stay within "
+                          "the band of their current value; a weight at zero stays zero.")
+    band = c2.number_input("Band (±)", 0.0, 2.0, default or 0.25, 0.05, key=state.HOLD_BAND,
+                           format="%.2f", disabled=not on, help="0.25 = each weight may move by ±25%")
+    return float(band) if on else None
+
+
+def apply_pending(session: Session, hold: float | None) -> None:
+    """The pending edits in words, and one Apply (and Clear) for all of them."""
+    pending = state.pending()
+    lines = edits.describe(pending)
+    c1, c2 = st.columns([3, 1])
+    label = f"Apply {len(lines)} edit{'s' if len(lines) != 1 else ''}" if lines else "Apply (choose an action first)"
+    apply = c1.button(label, type="primary", disabled=not lines, key=state.BTN_APPLY, width="stretch")
+    if c2.button("Clear choices", disabled=not lines, key=state.BTN_CLEAR_PENDING, width="stretch"):
+        state.clear_pending()
+        st.rerun()
+    if lines:
+        st.markdown("**Waiting to apply:** " + "; ".join(lines))
+    if apply:
+        with guarded("Applying the edits", "downtune takes a scale in 0–1, uptune one above 1."):
+            actions = edits.to_actions(pending)
             with st.spinner("Refitting the touched classes…"):
-                session.tune(actions, label=f"{len(actions)} edit(s) on {cls}")
-            st.session_state.pop(editor_key(cls), None)
-            state.notify(f"Applied {len(actions)} edit(s); deltas below.")
+                session.tune(actions, label=f"{len(actions)} edit(s)", hold_others=hold)
+            state.clear_pending()
+            state.notify(f"Applied {len(actions)} edit(s): {'; '.join(lines)}. What changed is below.")
             st.rerun()
 
 
-def quick_edit(session: Session, cls: str, table: pd.DataFrame) -> None:
-    """One edit without the table: a concept, an action, a scale."""
+def quick_edit(session: Session, cls: str, hold: float | None) -> None:
+    """One edit without the table, applied at once: a concept or a whole group."""
+    groups = session.concept_groups()
+    table = weight_table(session, cls)
+    options = [edits.group_item(g) for g in groups if len(groups) > 1] + list(table["concept"])
+
+    def label(item: str) -> str:
+        if item.startswith(edits.GROUP_PREFIX):
+            name = item.removeprefix(edits.GROUP_PREFIX)
+            return f"group: {name} ({len(groups[name])} concepts)"
+        return item
+
     with st.form("quick_edit", border=True):
-        st.markdown(f"**Quick edit** on {cls}")
+        st.markdown(f"**Quick edit** on {cls} (applies at once)")
         c1, c2, c3 = st.columns(3)
-        concept = c1.selectbox("Concept (most influential first)", list(table["concept"]), key=state.QUICK_CONCEPT)
+        item = c1.selectbox("Concept or group (most influential first)", options, format_func=label,
+                            index=options.index(table["concept"].iloc[0]), key=state.QUICK_CONCEPT)
         kind = c2.selectbox("Action", KINDS, index=KINDS.index("downtune"), key=state.QUICK_ACTION)
         scale = c3.number_input("Scale", 0.0, 100.0, 0.2, 0.05, key=state.QUICK_SCALE,
                                 help="downtune: 0–1; uptune: above 1")
         if st.form_submit_button("Apply this edit", type="primary", key=state.BTN_QUICK):
-            target = ALL_CLASSES if cls == ALL_LABEL else cls
-            action = TuningAction(concept, kind, target, float(scale) if kind in DEFAULT_SCALE else None)
+            one = {(cls, item): {"kind": kind, "scale": str(scale) if kind in edits.DEFAULT_SCALE else "",
+                                 "magnitude": ""}}
             with guarded("Applying the edit", "downtune takes a scale in 0–1, uptune one above 1."):
                 with st.spinner("Refitting…"):
-                    session.tune([action], label=f"{kind} {concept} on {cls}")
-                state.notify(f"Applied: {kind} {concept} on {cls}.")
+                    session.tune(edits.to_actions(one), label=f"{kind} {label(item)} on {cls}",
+                                 hold_others=hold)
+                state.bump_edit_version()  # the table re-sorts; pending choices stay with their concepts
+                state.notify(f"Applied: {kind} {label(item)} on {cls}. What changed is below.")
                 st.rerun()
 
 
-def delta_keys(session: Session) -> list[str]:
-    """Fidelity and accuracy on the held-out split and on every evaluation set, by name."""
-    return ["fidelity", "accuracy", *(f"{name}_{m}" for name in session.eval_sets
-                                      for m in ("fidelity", "accuracy"))]
+def measures(session: Session) -> list[tuple[str, str]]:
+    """(label, metric key) for fidelity and accuracy on the held-out split and each evaluation set."""
+    out = [("Fidelity (held-out)", "fidelity"), ("Accuracy (held-out)", "accuracy")]
+    for name in session.eval_sets:
+        out += [(f"Fidelity on {name}", f"{name}_fidelity"), (f"Accuracy on {name}", f"{name}_accuracy")]
+    return out
 
 
-def deltas(session: Session) -> None:
+def story_table(session: Session) -> pd.DataFrame:
+    """Each measure at the fit, before the last step, now, and the change for both."""
+    steps = session.provenance.steps
+    fit, last = steps[0].metrics_after, steps[-1]
+    rows = []
+    for label, key in measures(session):
+        now, before, at_fit = last.metrics_after.get(key), last.metrics_before.get(key), fit.get(key)
+        if now is None:
+            continue
+        rows.append({"measure": label, "at the fit": at_fit, "before the last step": before, "now": now,
+                     "last step (pts)": None if before is None else round(100 * (now - before), 1),
+                     "since the fit (pts)": None if at_fit is None else round(100 * (now - at_fit), 1)})
+    return pd.DataFrame(rows)
+
+
+def what_changed(session: Session) -> None:
+    """The last step's result: every measure since the fit, what took over, per class."""
     if len(session.provenance) < 2:
         return
     step = session.provenance.steps[-1]
-    before, after = step.metrics_before, step.metrics_after
-    st.subheader(f"Last change: {step.label or 'edit'}")
-    keys = [k for k in delta_keys(session) if after.get(k) is not None]
-    for col, key in zip(st.columns(len(keys) or 1), keys):
-        delta = after[key] - (before.get(key) or 0)
-        col.metric(key.replace("_", " ").capitalize(), f"{after[key]:.1%}", f"{100 * delta:+.1f} pts")
-    if before.get("per_class") and after.get("per_class"):
-        rows = []
-        for b, a in zip(before["per_class"], after["per_class"]):
-            rows.append({"class": a["class"], "F1 before": b["f1"], "F1 after": a["f1"],
-                         "accuracy before": b.get("accuracy"), "accuracy after": a.get("accuracy")})
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.subheader(f"Last step: {step.label or 'edit'}")
+    st.dataframe(story_table(session), hide_index=True, width="stretch",
+                 column_config={k: PCT for k in ("at the fit", "before the last step", "now")})
+    took_over = session.compensation(-1)
+    if step.hold_others is not None and step.actions:
+        st.caption(f"The other weights of {', '.join(step.touched_classes)} were held within "
+                   f"±{step.hold_others:.0%} of their values.")
+    if took_over:
+        lines = [f"**{r['concept']}** on {r['class']}: {r['before']:+.2f} → {r['after']:+.2f}" for r in took_over]
+        message = "Took over after the refit (grew most in magnitude): " + "; ".join(lines) + "."
+        if step.hold_others is None:
+            st.warning(message + " The refit may have handed the edited concept's role to these. Undo and "
+                       "apply again with *Hold the other concepts* on, or edit them too.", icon=":material/warning:")
+        else:
+            st.caption(message)
+    per_class_table(session)
+
+
+def per_class_table(session: Session) -> None:
+    fit, now = session.provenance.steps[0].metrics_after, session.provenance.steps[-1].metrics_after
+    rows = []
+    for c, name in enumerate(session.class_names):
+        row = {"class": name, "F1 vs teacher, fit": fit["per_class"][c]["f1"], "now": now["per_class"][c]["f1"]}
+        for split in session.eval_sets:
+            key = f"{split}_per_class_accuracy"
+            if now.get(key):
+                row[f"accuracy on {split}, fit"] = fit[key][c] if fit.get(key) else None
+                row[f"accuracy on {split}, now"] = now[key][c]
+        rows.append(row)
+    with st.expander("Per class"):
+        frame = pd.DataFrame(rows)
+        st.dataframe(frame, hide_index=True, width="stretch",
+                     column_config={k: PCT for k in frame.columns if k != "class"})
+
+
+def changed_gallery(session: Session, limit: int = 12) -> None:
+    """Images whose student answer changed since the fit, now right or now wrong."""
+    if len(session.provenance) < 2:
+        return
+    names = session.class_names
+    for split in [None, *session.eval_sets]:
+        images = session.dataset if split is None else session.eval_sets[split].images
+        if images is None:
+            continue
+        changed = session.changed_since_fit(split)
+        where = "held-out images" if split is None else f"images of {split}"
+        if not len(changed["rows"]):
+            st.caption(f"No student answer on the {where} changed since the fit.")
+            continue
+        known = changed["label"] >= 0
+        right = known & (changed["now"] == changed["label"])
+        wrong = known & (changed["before"] == changed["label"])
+        st.markdown(f"**{len(changed['rows'])} answers changed on the {where} since the fit:** "
+                    f"{int(right.sum())} now right, {int(wrong.sum())} now wrong"
+                    + (f", {int((~known).sum())} without a label" if (~known).any() else "") + ".")
+        for title, mask in (("Now right", right), ("Now wrong", wrong)):
+            idx = np.flatnonzero(mask)[:limit]
+            if len(idx):
+                st.caption(title)
+                st.image([images.image(int(changed["rows"][i])) for i in idx], width=72, caption=[
+                    f"{names[changed['before'][i]]} → {names[changed['now'][i]]} (true: {names[changed['label'][i]]})"
+                    for i in idx])
 
 
 def provenance(session: Session) -> None:
     st.subheader("Provenance")
-    st.dataframe(pd.DataFrame(session.provenance.table()), hide_index=True, width="stretch")
-    c1, c2 = st.columns([2, 1])
+    table = pd.DataFrame(session.provenance.table())
+    rates = [c for c in table.columns if c in ("fidelity", "accuracy") or c.endswith("_accuracy")]
+    st.dataframe(table[["step", "actions", *rates, "held", "label"]], hide_index=True, width="stretch",
+                 column_config={"step": st.column_config.NumberColumn(width="small", pinned=True),
+                                "actions": st.column_config.TextColumn(width="large", pinned=True),
+                                "held": st.column_config.NumberColumn(format="±%.2f", help="hold-others band"),
+                                **{c: PCT for c in rates}})
+    c1, c2, c3 = st.columns([2, 1, 1])
     pick = c1.selectbox("Restore step", list(range(len(session.provenance))), key=state.RESTORE_PICK,
                         format_func=lambda i: f"step {i}: {session.provenance.table()[i]['actions']}")
     if c2.button("Restore", width="stretch", key=state.BTN_RESTORE):
         with guarded("Restoring"):
             session.restore(int(pick))
-            state.notify(f"Restored step {pick} (logged as a new step).")
+            state.clear_pending()
+            state.notify(f"Restored step {pick} (logged as a new step; nothing was deleted).")
+            st.rerun()
+    if c3.button("Undo last step", width="stretch", key=state.BTN_UNDO, disabled=len(session.provenance) < 2):
+        with guarded("Undoing"):
+            step = session.undo()
+            state.clear_pending()
+            state.notify(f"{step.label.capitalize()}: back to the weights before it (logged as a new step).")
             st.rerun()
 
 

@@ -69,7 +69,7 @@ def results(session: Session) -> None:
     cols[0].metric("Agreement with teacher", f"{f['teacher_agreement']:.1%}")
     if "student_accuracy" in f:
         cols[1].metric("Student accuracy", f"{f['student_accuracy']:.1%}")
-        cols[2].metric("Teacher accuracy", f"{f['teacher_accuracy']:.1%}")
+        cols[2].metric("Zero-shot teacher accuracy", f"{f['teacher_accuracy']:.1%}")
     cols[3].metric("Best epoch", run.result.best_epoch)
     keep = ["epoch", "loss", "val_agreement"]
     st.altair_chart(charts.loss_curves([{k: h[k] for k in keep} for h in run.result.history],

@@ -58,7 +58,12 @@ DISAGREE_PICK = "disagreement_pick"
 # Fine-tune page
 TUNE_CLASS = "tune_class"
 WEIGHT_EDITOR = "weight_editor"
+GROUP_EDITOR = "group_editor"
 RESTORE_PICK = "restore_pick"
+PENDING = "pending_edits"  # {(class label, concept or "group:<name>"): {kind, scale, magnitude}}
+EDIT_VERSION = "edit_version"  # bumped when the table's rows change meaning (apply, restore, clear)
+HOLD_ON = "hold_others_on"
+HOLD_BAND = "hold_others_band"
 
 # Sidebar
 BUNDLE_UPLOAD = "bundle_upload"
@@ -104,6 +109,8 @@ BTN_EXTRACT = "btn_extract"
 BTN_DISTILL = "btn_distill"
 BTN_APPLY = "btn_apply"
 BTN_RESTORE = "btn_restore"
+BTN_UNDO = "btn_undo"
+BTN_CLEAR_PENDING = "btn_clear_pending"
 BTN_LOAD_BUNDLE = "btn_load_bundle"
 QUICK_CONCEPT = "quick_concept"
 QUICK_ACTION = "quick_action"
@@ -118,3 +125,27 @@ PRG_TAU_EDGE = "prg_tau_edge"
 PRG_TAU_REL = "prg_tau_relation"
 PRG_CLASSES = "prg_classes"
 BTN_PRG = "btn_prg"
+
+
+def pending() -> dict:
+    """The Fine-tune page's pending edits, keyed by (class, concept or group)."""
+    return st.session_state.setdefault(PENDING, {})
+
+
+def set_pending(edits: dict) -> None:
+    st.session_state[PENDING] = edits
+
+
+def clear_pending() -> None:
+    """Forget pending edits and start fresh editor widgets (their row positions are stale)."""
+    st.session_state[PENDING] = {}
+    bump_edit_version()
+
+
+def bump_edit_version() -> None:
+    """New editor widgets: after a refit the rows re-sort, so old row positions mean nothing."""
+    st.session_state[EDIT_VERSION] = edit_version() + 1
+
+
+def edit_version() -> int:
+    return int(st.session_state.get(EDIT_VERSION, 0))
