@@ -24,7 +24,7 @@ from infi.data import ImageSet
 from infi.encoders import DEFAULT_ENCODER, ImageEmbeddings, shared_encoder
 from infi.errors import InputError, SessionError
 from infi.splits import holdout_split
-from infi.student import ConceptStudent
+from infi.student import ConceptStudent, effective_concepts
 from infi.teachers import Teacher, check_probabilities
 from infi.tuning import (
     Provenance,
@@ -479,6 +479,12 @@ class Session:
                         if self.P is not None else None),
             "concepts": (f"{self.concepts.X.shape[1]} concepts ({self.mode})"
                          if self.concepts is not None else None),
-            "student": (f"{self.student.n_members} members, {len(self.provenance) - 1} edits"
+            "student": (f"{self.student.n_members} members, "
+                        f"{effective_concepts(self.student.weights_):.1f} concepts per class, "
+                        f"{_count(len(self.provenance) - 1, 'step')} since the fit"
                         if self.student is not None else None),
         }
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

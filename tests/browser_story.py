@@ -94,9 +94,25 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
         expect(page.get_by_text("Teacher accuracy").first).to_be_visible()
         shot("data")
 
-        def remove_grass_everywhere() -> None:
+        def steer() -> None:
+            """The stale-edit path: choose in the table, Apply, choose again, Apply, choose and
+            Restore; then the tour's repair as a quick edit on the background group."""
+            choose(page, "Class", "triangle")
+            set_action(page, 1, "remove")
+            set_action(page, 2, "remove")
+            apply_button(page, "Apply 2 edits").click()
+            settle(page)
+            expect(apply_button(page, "Apply (choose an action first)")).to_be_disabled()
+            set_action(page, 0, "lock")
+            apply_button(page, "Apply 1 edit").click()
+            settle(page)
+            set_action(page, 3, "remove")
+            expect(apply_button(page, "Apply 1 edit")).to_be_enabled()
+            page.get_by_role("button", name="Restore", exact=True).click()
+            settle(page)
+            expect(apply_button(page, "Apply (choose an action first)")).to_be_disabled()
             choose(page, "Class", "All classes")
-            choose(page, "Concept (most influential first)", "grass")
+            choose(page, "Concept or group (most influential first)", "group: background (6 concepts)")
             choose(page, "Action", "remove")
 
         def prg_for_two_epochs() -> None:
@@ -111,8 +127,8 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
         # (sidebar link, what to set first, button to press, text that proves it worked, screenshot)
         steps = [("Concepts", None, "Extract concepts", "Concepts ready", "concepts"),
                  ("Distill", None, "Distill the concept student", "Fidelity (held-out)", "distill"),
-                 ("Fine-tune", remove_grass_everywhere, "Apply this edit",
-                  "Last change: remove grass on All classes", "finetune"),
+                 ("Fine-tune", steer, "Apply this edit",
+                  "Last step: remove group: background (6 concepts) on All classes", "finetune"),
                  ("Distill", prg_for_two_epochs, "Distill with PRG", "Agreement with teacher", "prg")]
         for link, prepare, button, proof, name in steps:
             page.get_by_role("link", name=link, exact=True).click()
@@ -128,8 +144,36 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
         with page.expect_download(timeout=60_000) as download:
             page.get_by_role("button", name="Save session (.infi)").click()
         restored = load_session(Path(download.value.path()).read_bytes())
-        assert [step.label for step in restored.provenance.steps] == ["fit", "remove grass on All classes"]
+        steps = restored.provenance.steps
+        assert [step.label for step in steps] == ["fit", "2 edit(s)", "1 edit(s)", "restore step 0",
+                                                  "remove group: background (6 concepts) on All classes"]
+        assert [a["kind"] for a in steps[1].actions] == ["remove", "remove"]  # exactly what was chosen
+        assert [a["kind"] for a in steps[2].actions] == ["lock"]  # no stale choice came along
+        assert {a["group"] for a in steps[4].actions} == {"background"} and len(steps[4].actions) == 6
         browser.close()
+
+
+def apply_button(page, name: str):
+    return page.get_by_role("button", name=name, exact=True)
+
+
+def set_action(page, row: int, action: str) -> None:
+    """Choose an action in row ``row`` of the Fine-tune weight table, by keyboard as a person
+    could: click the row's first cell, move right to the action column, open it, type, Enter."""
+    grid = page.get_by_test_id("stDataFrame").first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 30, box["y"] + 35 * (row + 1) + 17)  # rows are 35 px, header too
+    page.wait_for_timeout(200)
+    for _ in range(5):  # concept, group, weight, influence, spread -> action
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    page.keyboard.type(action)
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    page.keyboard.press("Escape")
+    settle(page)
 
 
 def choose(page, label: str, option: str) -> None:

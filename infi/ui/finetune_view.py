@@ -203,8 +203,10 @@ def what_changed(session: Session) -> None:
         return
     step = session.provenance.steps[-1]
     st.subheader(f"Last step: {step.label or 'edit'}")
+    pts = st.column_config.NumberColumn(format="%+.1f")
     st.dataframe(story_table(session), hide_index=True, width="stretch",
-                 column_config={k: PCT for k in ("at the fit", "before the last step", "now")})
+                 column_config={**{k: PCT for k in ("at the fit", "before the last step", "now")},
+                                "last step (pts)": pts, "since the fit (pts)": pts})
     took_over = session.compensation(-1)
     if step.hold_others is not None and step.actions:
         st.caption(f"The other weights of {', '.join(step.touched_classes)} were held within "
