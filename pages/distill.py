@@ -11,7 +11,8 @@ session = state.get_session()
 if session.dataset is None and session.concepts is None:
     st.info("Load a dataset on the **Data & teacher** page first.")
     st.stop()
-method = st.radio("Method", (CONCEPT, PRG), key=state.METHOD, horizontal=True)
+method = st.radio("Method", (CONCEPT, PRG), index=state.kept_index(state.METHOD, (CONCEPT, PRG)), horizontal=True,
+                  **state.keeps(state.METHOD))
 if method == PRG and session.dataset is None:
     st.info("PRG trains on the images themselves: load them on the **Data & teacher** page (this "
             "session came from a bundle, which stores concepts and outputs, not images).")
@@ -36,5 +37,6 @@ if session.student is None:
     st.stop()
 result = session.evaluate()
 distill_view.headline(session, result)
+distill_view.nec_path(session)
 distill_view.charts_block(session, result)
 distill_view.disagreements(session)

@@ -68,3 +68,14 @@ def test_training_curves_put_loss_and_agreement_on_their_own_axes():
     assert {v["metric"] for v in data[rate["data"]["name"]]} == {"val_agreement"}
     assert rate["encoding"]["y"]["scale"]["domain"] == [0, 1] and rate["encoding"]["y"]["axis"]["format"] == "%"
     assert loss["encoding"]["x"]["axis"]["tickMinStep"] == 1  # whole epochs, not 1.05
+
+
+def test_nec_path_plots_fidelity_against_nec_with_the_chosen_student():
+    from infi.ui.charts import nec_path
+
+    path = [{"alpha": 0.02, "nec": 2.0, "fidelity": 0.9}, {"alpha": 0.01, "nec": 5.5, "fidelity": 0.95}]
+    spec = nec_path(path, chosen=5.5).to_dict()
+    assert spec["layer"][0]["encoding"]["x"]["field"] == "nec"
+    assert spec["layer"][0]["encoding"]["y"]["field"] == "fidelity"
+    assert len(spec["layer"]) == 2  # the line and the rule at the chosen NEC
+    assert len(nec_path(path).to_dict()["layer"]) == 1

@@ -51,6 +51,8 @@ def test_the_pages_start_from_the_config_defaults():
     at.switch_page("pages/distill.py").run()
     d = DistillConfig()
     assert at.number_input(key=state.MEMBERS).value == d.n_members
+    assert at.number_input(key=state.NEC).value == d.nec  # readable by default
+    at.radio(key=state.SPARSITY).set_value("Fixed λ").run()
     assert at.number_input(key=state.ALPHA).value == d.alpha
     assert at.slider(key=state.VAL_SHARE).value == d.validation_share
     at.radio(key=state.METHOD).set_value(at.radio(key=state.METHOD).options[1]).run()

@@ -385,3 +385,27 @@ def test_a_group_edit_with_hold_others_and_what_took_over():
         assert any("Took over after the refit" in w.value for w in at.warning)
     provenance = next(d.value for d in at.dataframe if "actions" in d.value.columns)
     assert provenance["actions"].iloc[-1].startswith("remove background on triangle (grass, sky")
+
+
+def test_settings_and_the_edited_concept_list_survive_a_page_switch():
+    """Concept list, region mode and k reverted on a page switch; a person then re-extracted
+    the whole vocabulary instead of their own list."""
+    at = load_world(new_app(), 120)
+    at.button(key=state.BTN_TEACHER).click().run()
+    at.switch_page("pages/concepts.py").run()
+    key = next(k for k in at.session_state if str(k).startswith(state.CORPUS_EDITOR))
+    at.session_state[key] = {"edited_rows": {}, "added_rows": [], "deleted_rows": [0, 1]}
+    at.radio(key=state.REGION_MODE).set_value("patches").run()
+    assert_clean(at)
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/concepts.py").run()
+    assert at.radio(key=state.REGION_MODE).value == "patches"
+    assert any("21 concepts" in c.value for c in at.caption)  # 23 demo concepts minus the two deleted
+    at.button(key=state.BTN_EXTRACT).click().run()
+    session = at.session_state[state.SESSION]
+    assert session.concepts.X.shape[1] == 21 and session.concepts.mode == "patches"
+    at.switch_page("pages/distill.py").run()
+    at.number_input(key=state.MEMBERS).set_value(3).run()
+    at.switch_page("pages/finetune.py").run()
+    at.switch_page("pages/distill.py").run()
+    assert at.number_input(key=state.MEMBERS).value == 3

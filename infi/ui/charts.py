@@ -118,6 +118,22 @@ def loss_curves(history: list[dict], title: str = "Training") -> alt.LayerChart:
     return alt.layer(loss, rate, title=title).resolve_scale(y="independent")
 
 
+def nec_path(path: list[dict], chosen: float | None = None) -> alt.LayerChart:
+    """How much fidelity does a readable student cost? Fidelity against NEC along the λ path."""
+    frame = pd.DataFrame(path).sort_values("nec")
+    x = alt.X("nec:Q", title="Concepts per class (NEC)")
+    line = alt.Chart(frame).mark_line(point=True).encode(
+        x=x, y=alt.Y("fidelity:Q", title="Fidelity (agreement with the teacher)", axis=alt.Axis(format="%"),
+                     scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("nec:Q", format=".1f", title="NEC"), alt.Tooltip("fidelity:Q", format=".1%"),
+                 alt.Tooltip("alpha:Q", format=".3g", title="λ")])
+    layers = [line]
+    if chosen is not None:
+        layers.append(alt.Chart(pd.DataFrame({"nec": [chosen]})).mark_rule(strokeDash=[4, 2]).encode(
+            x="nec:Q", tooltip=[alt.Tooltip("nec:Q", format=".1f", title="this student")]))
+    return alt.layer(*layers, title="Fidelity against concepts per class")
+
+
 def overlay(image: np.ndarray, score_map: np.ndarray, alpha: float = 0.55) -> np.ndarray:
     """Blend a [g, g] score map (upsampled, red = high) over an RGB image: uint8 [H, W, 3]."""
     h, w = image.shape[:2]

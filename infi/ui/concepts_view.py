@@ -24,7 +24,8 @@ HEATMAP_CONCEPTS = 30
 
 
 def encoder_picker() -> str | None:
-    choice = st.selectbox("Encoder", list(ENCODERS), format_func=ENCODERS.get, key=state.ENCODER_CHOICE)
+    choice = st.selectbox("Encoder", list(ENCODERS), format_func=ENCODERS.get,
+                          index=state.kept_index(state.ENCODER_CHOICE, ENCODERS), **state.keeps(state.ENCODER_CHOICE))
     if choice == "custom":
         custom = st.text_input("Hub id or folder of a CLIP checkpoint", key=state.ENCODER_CUSTOM).strip()
         return custom or None
@@ -32,39 +33,59 @@ def encoder_picker() -> str | None:
 
 
 def corpus_editor(session: Session) -> Corpus | None:
-    """Preset or uploaded list, editable row by row in a data editor."""
+    """Preset or uploaded list, editable row by row in a data editor. The edited list and the
+    last upload are kept in the session, so leaving the page and coming back loses neither."""
     default = "demo" if (session.dataset is not None and
                          session.dataset.source.get("kind") == "shapes-world") else "built-in"
     options = preset_names() + [UPLOADED]
-    choice = st.selectbox("Concepts", options, index=options.index(default), key=state.CORPUS_CHOICE)
+    start = state.kept_index(state.CORPUS_CHOICE, options, options.index(default))
+    choice = st.selectbox("Concepts", options, index=start, **state.keeps(state.CORPUS_CHOICE))
     base = None
     if choice == UPLOADED:
         up = st.file_uploader("A .txt (one concept per line) or .csv (concept,category)",
                               type=["txt", "csv"], key=state.CORPUS_UPLOAD)
-        if up is None:
+        kept = st.session_state.get(state.UPLOADED_CORPUS)
+        if up is not None:
+            with guarded(f"Reading {up.name}"):
+                base = parse_concept_file(up.getvalue(), up.name)
+                st.session_state[state.UPLOADED_CORPUS] = base.to_dict()
+        elif kept is not None:
+            base = Corpus.from_dict(kept)
+            st.caption(f"Using {base.name} ({len(base)} concepts), uploaded earlier; upload another "
+                       "file to replace it.")
+        else:
             st.info("Upload a list of concepts to continue.")
-            return None
-        with guarded(f"Reading {up.name}"):
-            base = parse_concept_file(up.getvalue(), up.name)
         if base is None:
             return None
     else:
         base = preset(choice)
+    key = f"{state.CORPUS_EDITOR}_{choice}_{base.name}"
+    if key not in st.session_state:  # a fresh editor: start from the list as last edited
+        draft = st.session_state.get(state.CORPUS_DRAFT)
+        start = Corpus.from_dict(draft["corpus"]) if draft and draft["key"] == key else base
+        st.session_state[state.CORPUS_BASE] = {"key": key, "corpus": start.to_dict()}
+    kept_base = st.session_state.get(state.CORPUS_BASE)
+    if kept_base and kept_base["key"] == key:  # the rows the editor's edits refer to
+        base = Corpus.from_dict(kept_base["corpus"])
     frame = pd.DataFrame({"concept": base.concepts, "category": base.categories})
-    edited = st.data_editor(frame, num_rows="dynamic", key=state.CORPUS_EDITOR, hide_index=True,
+    edited = st.data_editor(frame, num_rows="dynamic", key=key, hide_index=True,
                             width="stretch", height=240,
                             column_config={"concept": st.column_config.TextColumn(required=True)})
     corpus = None
     with guarded("Checking the concept list"):
         rows = edited.dropna(subset=["concept"])
         corpus = base.with_concepts([str(c) for c in rows["concept"]])
+        st.session_state[state.CORPUS_DRAFT] = {"key": key, "corpus": corpus.to_dict()}
     if corpus is not None:
-        st.caption(f"{len(corpus)} concepts, prompts: " + " · ".join(f"“{t}”" for t in corpus.templates))
+        st.caption(f"{len(corpus)} concepts; each is scored with the prompt"
+                   f"{'s' if len(corpus.templates) > 1 else ''} "
+                   + " · ".join(f"“{t.format('…')}”" for t in corpus.templates))
     return corpus
 
 
 def extraction(session: Session, encoder_id: str | None, corpus: Corpus | None) -> None:
-    mode = st.radio("Regions", REGION_MODES, horizontal=True, key=state.REGION_MODE,
+    mode = st.radio("Regions", REGION_MODES, horizontal=True, index=state.kept_index(state.REGION_MODE, REGION_MODES),
+                    **state.keeps(state.REGION_MODE),
                     help="global: the whole image; patches: the best patch; segments: the best of "
                          "a few k-means regions of patches")
     ready = encoder_id is not None and corpus is not None

@@ -25,15 +25,19 @@ THUMBS_PER_CLASS = 6
 def dataset_picker(session: Session) -> None:
     """Source choice and loading; a new dataset clears results that depended on the old one."""
     sources = SOURCES[:3] if state.hosted() else SOURCES
-    source = st.radio("Source", sources, key=state.DATA_SOURCE, horizontal=True)
+    source = st.radio("Source", sources, index=state.kept_index(state.DATA_SOURCE, sources),
+                      horizontal=True, **state.keeps(state.DATA_SOURCE))
     loaded: tuple[ImageSet, dict] | None = None
     if source == SOURCES[0]:
         c1, c2, c3, c4 = st.columns(4)
-        split = c1.selectbox("Split", SPLITS, key=state.WORLD_SPLIT,
+        split = c1.selectbox("Split", SPLITS, index=state.kept_index(state.WORLD_SPLIT, SPLITS),
+                             **state.keeps(state.WORLD_SPLIT),
                              help="biased: each shape usually sits on its own background")
-        n = c2.number_input("Images", 50, 20000, 1200, 50, key=state.WORLD_SIZE)
-        seed = c3.number_input("Seed", 0, 2**31 - 1, 7, key=state.WORLD_SEED)
-        p = c4.slider("Shortcut p", 0.0, 1.0, 0.9, 0.05, key=state.WORLD_P, disabled=split != "biased")
+        n = c2.number_input("Images", 50, 20000, state.kept(state.WORLD_SIZE, 1200), 50,
+                            **state.keeps(state.WORLD_SIZE))
+        seed = c3.number_input("Seed", 0, 2**31 - 1, state.kept(state.WORLD_SEED, 7), **state.keeps(state.WORLD_SEED))
+        p = c4.slider("Shortcut p", 0.0, 1.0, state.kept(state.WORLD_P, 0.9), 0.05, disabled=split != "biased",
+                      **state.keeps(state.WORLD_P))
         with_shifted = st.checkbox("Also load a shifted split to evaluate on (recommended)", True,
                                    key=state.WORLD_SHIFTED)
         if st.button("Load Shapes World", type="primary", key=state.BTN_LOAD_WORLD):
@@ -116,7 +120,8 @@ def dataset_overview(session: Session) -> None:
 def teacher_picker(session: Session) -> None:
     """Every choice becomes a ``teachers.from_spec`` reference, as on the command line."""
     st.subheader("Teacher")
-    kind = st.radio("Teacher", TEACHERS, key=state.TEACHER_KIND, horizontal=True)
+    kind = st.radio("Teacher", TEACHERS, index=state.kept_index(state.TEACHER_KIND, TEACHERS), horizontal=True,
+                    **state.keeps(state.TEACHER_KIND))
     teacher = None
     classes = session.dataset.class_names
     if kind == TEACHERS[0]:

@@ -8,26 +8,44 @@ import streamlit as st
 from infi import metrics
 from infi.config import DistillConfig
 from infi.session import Session
+from infi.student import effective_concepts
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
 
 METHOD_LABEL = "Concept student"
+READABLE = "Readable (concepts per class)"
+FIXED_ALPHA = "Fixed λ"
 
 
 def settings_and_run(session: Session) -> None:
     """k, λ and the held-out share, with the defaults and ranges of ``DistillConfig``."""
-    k_info, a_info, v_info = (DistillConfig.describe(n) for n in ("n_members", "alpha", "validation_share"))
+    k_info, a_info, v_info, n_info = (DistillConfig.describe(n) for n in
+                                      ("n_members", "alpha", "validation_share", "nec"))
+    n_concepts = session.concepts.X.shape[1]
+    modes = (READABLE, FIXED_ALPHA)
+    readable = st.radio("Sparsity", modes, index=state.kept_index(state.SPARSITY, modes),
+                        horizontal=True, **state.keeps(state.SPARSITY),
+                        help="Readable: you choose how many concepts each class may use on average "
+                             "(NEC) and λ is searched for it. Fixed λ: you set the L1 strength yourself.")
     c1, c2, c3 = st.columns(3)
-    k = c1.number_input("Ensemble members k", int(k_info["low"]), int(k_info["high"]), k_info["default"],
-                        key=state.MEMBERS, help=k_info["help"])
-    alpha = c2.number_input("L1 strength λ", 0.0, 1.0, a_info["default"], format="%.5f",
-                            key=state.ALPHA, help=a_info["help"])
-    share = c3.slider("Held-out share", 0.05, 0.5, v_info["default"], 0.05, key=state.VAL_SHARE,
+    k = c1.number_input("Ensemble members k", int(k_info["low"]), int(k_info["high"]),
+                        state.kept(state.MEMBERS, k_info["default"]), help=k_info["help"], **state.keeps(state.MEMBERS))
+    nec, alpha = None, a_info["default"]
+    if readable == READABLE:
+        nec = c2.number_input("Concepts per class (NEC)", 1.0, float(max(n_concepts, 1)),
+                              float(min(state.kept(state.NEC, n_info["default"]), n_concepts)), 1.0, format="%.0f",
+                              help=n_info["help"], **state.keeps(state.NEC))
+    else:
+        alpha = c2.number_input("L1 strength λ", 0.0, 1.0, state.kept(state.ALPHA, a_info["default"]), 1e-4,
+                                format="%.5f", help=a_info["help"], **state.keeps(state.ALPHA))
+    share = c3.slider("Held-out share", 0.05, 0.5, state.kept(state.VAL_SHARE, v_info["default"]), 0.05,
+                      **state.keeps(state.VAL_SHARE),
                       help=v_info["help"])
     if st.button("Distill the concept student", type="primary", key=state.BTN_DISTILL):
         status, report = progress_status("Fitting the concept student…")
         with guarded("Distilling"):
-            config = DistillConfig(n_members=int(k), alpha=float(alpha), validation_share=float(share))
+            config = DistillConfig(n_members=int(k), nec=None if nec is None else float(nec),
+                                   alpha=float(alpha), validation_share=float(share))
             session.distill(config, progress=report)
             status.update(label="Student fitted", state="complete")
             state.notify("Student distilled; its metrics are below. Next: the Fine-tune page.")
@@ -43,13 +61,29 @@ def headline(session: Session, result: dict) -> None:
     """Fidelity and accuracy on the held-out split, then the student's accuracy on each
     evaluation set (the teacher's in its help)."""
     extra = [name for name in session.eval_sets if result.get(f"{name}_accuracy") is not None]
-    cols = st.columns(3 + len(extra))
+    cols = st.columns(4 + len(extra))
     cols[0].metric("Fidelity (held-out)", fmt(result["fidelity"]), help="Top-1 agreement with the teacher")
     cols[1].metric("Student accuracy", fmt(result["accuracy"]))
     cols[2].metric("Teacher accuracy", fmt(result["teacher_accuracy"]))
-    for col, name in zip(cols[3:], extra):
+    student = session.student
+    cols[3].metric("Concepts per class (NEC)", f"{effective_concepts(student.weights_):.1f}",
+                   help=f"Mean number of non-zero weights per class, of {student.weights_.shape[0]} concepts; "
+                        f"λ = {student.alpha_:.2g}")
+    for col, name in zip(cols[4:], extra):
         col.metric(f"Student accuracy on {name}", fmt(result[f"{name}_accuracy"]),
                    help=f"Teacher on {name}: {fmt(result.get(f'{name}_teacher_accuracy'))}")
+
+
+def nec_path(session: Session) -> None:
+    """Fidelity against NEC along the λ path the search took, so the person can pick a NEC."""
+    path = session.student.path_
+    if len(path) < 2:
+        return
+    with st.expander("Fidelity against concepts per class (the λ path)"):
+        st.altair_chart(charts.nec_path(path, effective_concepts(session.student.weights_)), width="stretch")
+        st.caption("Each point is one λ the search tried (fidelity on the early-stopping rows). Fewer "
+                   "concepts per class read more easily; fidelity shows what it costs. Change "
+                   "*Concepts per class* above and distill again to pick another point.")
 
 
 def charts_block(session: Session, result: dict) -> None:

@@ -25,7 +25,9 @@ PCT = st.column_config.NumberColumn(format="percent")
 
 
 def class_picker(session: Session) -> str:
-    return st.selectbox("Class", [ALL_LABEL, *session.class_names], key=state.TUNE_CLASS, index=1,
+    options = [ALL_LABEL, *session.class_names]
+    return st.selectbox("Class", options, index=state.kept_index(state.TUNE_CLASS, options, 1),
+                        **state.keeps(state.TUNE_CLASS),
                         help="Edits on a class refit only that class; 'All classes' edits every class.")
 
 
@@ -110,12 +112,13 @@ def hold_setting() -> float | None:
     """Whether other weights of the touched classes are held, and how tightly (TuneConfig)."""
     default = TuneConfig().hold_others
     c1, c2 = st.columns([3, 1])
-    on = c1.checkbox("Hold the other concepts of the classes I edit (recommended)", value=default is not None,
-                     key=state.HOLD_ON,
+    on = c1.checkbox("Hold the other concepts of the classes I edit (recommended)",
+                     value=state.kept(state.HOLD_ON, default is not None), **state.keeps(state.HOLD_ON),
                      help="Without it the refit may hand a removed concept's role to correlated concepts "
                           "(another background, say) and quietly undo the edit. Held weights stay within "
                           "the band of their current value; a weight at zero stays zero.")
-    band = c2.number_input("Band (±)", 0.0, 2.0, default or 0.25, 0.05, key=state.HOLD_BAND,
+    band = c2.number_input("Band (±)", 0.0, 2.0, state.kept(state.HOLD_BAND, default or 0.25), 0.05,
+                           **state.keeps(state.HOLD_BAND),
                            format="%.2f", disabled=not on, help="0.25 = each weight may move by ±25%")
     return float(band) if on else None
 

@@ -21,12 +21,14 @@ def settings_and_run(session: Session) -> None:
                "encoder) is distilled into a compact CNN. No label is read during training.")
     d = PRGConfig()
     c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs", 1, 200, d.epochs, key=state.PRG_EPOCHS,
+    epochs = c1.number_input("Epochs", 1, 200, state.kept(state.PRG_EPOCHS, d.epochs), **state.keeps(state.PRG_EPOCHS),
                              help=PRGConfig.describe("epochs")["help"])
     arch = c2.selectbox("Student", PRGConfig.describe("arch")["choices"], key=state.PRG_ARCH,
                         help=PRGConfig.describe("arch")["help"])
-    lr = c3.number_input("Learning rate", 1e-5, 1.0, d.lr, format="%.4f", key=state.PRG_LR)
-    batch = c4.number_input("Batch size", 4, 1024, d.batch_size, key=state.PRG_BATCH)
+    lr = c3.number_input("Learning rate", 1e-5, 1.0, state.kept(state.PRG_LR, d.lr), 1e-4, format="%.4f",
+                         **state.keeps(state.PRG_LR))
+    batch = c4.number_input("Batch size", 4, 1024, state.kept(state.PRG_BATCH, d.batch_size),
+                            **state.keeps(state.PRG_BATCH))
     weights = st.data_editor(pd.DataFrame({"term": list(TERMS), "weight": [getattr(d, f"w_{t}") for t in TERMS],
                                            "on": [True] * 4}),
                              key=state.PRG_WEIGHTS, hide_index=True, disabled=["term"])

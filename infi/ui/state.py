@@ -52,6 +52,8 @@ OVERLAY_CONCEPT = "overlay_concept"
 METHOD = "distill_method"
 MEMBERS = "student_members"
 ALPHA = "student_alpha"
+NEC = "student_nec"
+SPARSITY = "student_sparsity"
 VAL_SHARE = "student_validation_share"
 DISAGREE_PICK = "disagreement_pick"
 
@@ -67,6 +69,39 @@ HOLD_BAND = "hold_others_band"
 
 # Sidebar
 BUNDLE_UPLOAD = "bundle_upload"
+
+
+CORPUS_DRAFT = "corpus_draft"  # {"key": editor key, "corpus": Corpus.to_dict()}: the edited list
+CORPUS_BASE = "corpus_base"  # the rows the live corpus editor was created with
+UPLOADED_CORPUS = "uploaded_corpus"  # the last uploaded concept list, parsed (Corpus.to_dict())
+PREVIOUS = "previous_session"  # the session a replacing step set aside, restorable
+AUTOSAVED = "autosaved_fingerprint"  # what the last autosave held, to save only on change
+
+
+KEPT = "kept:"  # prefix of the plain keys that remember settings across page switches
+
+
+def remember(key: str) -> None:
+    """on_change of a settings widget: keep its value under a plain key. Streamlit drops the
+    state of widgets that a page does not draw, so a page switch would reset the widget."""
+    st.session_state[KEPT + key] = st.session_state[key]
+
+
+def kept(key: str, default):
+    """The value a settings widget starts with: the person's last choice, else ``default``."""
+    return st.session_state.get(KEPT + key, default)
+
+
+def kept_index(key: str, options, default: int = 0) -> int:
+    """``kept`` for widgets that take an index (selectbox, radio)."""
+    value = st.session_state.get(KEPT + key)
+    options = list(options)
+    return options.index(value) if value in options else default
+
+
+def keeps(key: str) -> dict:
+    """The keyword arguments that make a widget remember its value: key, on_change, args."""
+    return {"key": key, "on_change": remember, "args": (key,)}
 
 
 def get_session() -> Session:
