@@ -7,6 +7,7 @@ import streamlit as st
 
 from infi.demo.plugin import register as register_demo
 from infi.ui import state
+from infi.ui.autosave import autosave
 from infi.ui.sidebar import render_sidebar
 
 HERE = Path(__file__).resolve().parent  # pages by absolute path: deploy/streamlit_app.py runs this too
@@ -21,6 +22,7 @@ pages = [
 ]
 navigation = st.navigation(pages)
 session = state.get_session()
+autosave(session)  # the step a page ran last time ended in st.rerun(), so save at the start
 render_sidebar(session)
 notice = state.pop_notice()
 if notice:

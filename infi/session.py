@@ -121,6 +121,16 @@ class Session:
         s.provenance = provenance
         return s
 
+    def snapshot(self) -> Session:
+        """A copy that later steps cannot change: every step replaces fields rather than
+        mutating them, except the evaluation sets' entries, which are copied."""
+        snap = copy.copy(self)
+        snap.eval_sets = {name: copy.copy(e) for name, e in self.eval_sets.items()}
+        if self.student is not None:
+            snap.student = copy.copy(self.student)
+        snap.provenance = Provenance(list(self.provenance.steps))
+        return snap
+
     # --- invalidation ------------------------------------------------------------------------
 
     def _clear_student(self) -> list[str]:

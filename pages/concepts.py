@@ -12,9 +12,11 @@ from infi.ui.concepts_view import (
     image_inspector,
     top_images,
 )
+from infi.ui.replacing import open_question
 
 st.title("Concepts")
 session = state.get_session()
+open_question(session)  # a step that would drop a tuned student asks first
 detached = session.dataset is None and session.concepts is not None  # loaded from a bundle
 if session.dataset is None and not detached:
     st.info("Load a dataset on the **Data & teacher** page first.")

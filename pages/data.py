@@ -10,9 +10,11 @@ from infi.ui.data_view import (
     teacher_picker,
     teacher_summary,
 )
+from infi.ui.replacing import open_question
 
 st.title("Data & teacher")
 session = state.get_session()
+open_question(session)  # a step that would drop a tuned student asks first
 with st.expander("Choose a dataset", expanded=session.dataset is None):
     dataset_picker(session)
 if session.dataset is None and session.dataset_ref:

@@ -3,11 +3,13 @@
 import streamlit as st
 
 from infi.ui import distill_view, prg_view, state
+from infi.ui.replacing import open_question
 
 CONCEPT, PRG = distill_view.METHOD_LABEL, prg_view.METHOD_LABEL
 
 st.title("Distill")
 session = state.get_session()
+open_question(session)  # a step that would drop a tuned student asks first
 if session.dataset is None and session.concepts is None:
     st.info("Load a dataset on the **Data & teacher** page first.")
     st.stop()

@@ -5,9 +5,11 @@ import streamlit as st
 
 from infi.ui import finetune_view as view
 from infi.ui import state
+from infi.ui.replacing import open_question
 
 st.title("Fine-tune")
 session = state.get_session()
+open_question(session)  # a step that would drop a tuned student asks first
 if session.student is None:
     st.info("Distill a student on the **Distill** page first; then tune its concepts here.")
     st.stop()

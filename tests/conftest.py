@@ -28,3 +28,10 @@ def demo_teacher():
     from infi.demo.teacher import load_demo_teacher
 
     return load_demo_teacher()
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Each test gets its own cache folder, so the app's local autosave never reaches
+    ~/.cache and one test's autosave is never offered to another."""
+    monkeypatch.setenv("INFI_CACHE_DIR", str(tmp_path / "infi-cache"))

@@ -6,6 +6,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from infi.encoders import shared_encoder
+from infi.tuning import TuningAction
 from infi.ui import state
 from infi.ui.finetune_view import editor_key, weight_table
 from infi.ui.prg_view import METHOD_LABEL as PRG
@@ -409,3 +410,84 @@ def test_settings_and_the_edited_concept_list_survive_a_page_switch():
     at.switch_page("pages/finetune.py").run()
     at.switch_page("pages/distill.py").run()
     assert at.number_input(key=state.MEMBERS).value == 3
+
+
+def distilled_app(n: int = 200):
+    from tests.helpers import app_with_concepts
+
+    at = app_with_concepts(n)
+    at.switch_page("pages/distill.py").run()
+    at.number_input(key=state.MEMBERS).set_value(3)
+    at.button(key=state.BTN_DISTILL).click().run()
+    return at
+
+
+def test_redistilling_a_tuned_student_asks_first_and_keeps_it_restorable():
+    at = distilled_app()
+    session = at.session_state[state.SESSION]
+    session.tune([TuningAction("grass", "remove", "triangle")])
+    tuned = session.student.coef_.copy()
+    at.button(key=state.BTN_DISTILL).click().run()
+    assert_clean(at)
+    assert at.session_state[state.SESSION].student is session.student  # nothing replaced yet
+    assert any("replaces the student and its 1 step" in m.value for m in at.markdown)
+    at.button(key=state.BTN_CANCEL_REPLACE).click().run()
+    assert len(at.session_state[state.SESSION].provenance) == 2
+    at.button(key=state.BTN_DISTILL).click().run()
+    at.button(key=state.BTN_CONFIRM_REPLACE).click().run()
+    assert_clean(at)
+    fresh = at.session_state[state.SESSION]
+    assert len(fresh.provenance) == 1  # a new student
+    # The sidebar (AppTest does not show the app-level sidebar under st.navigation: drive it alone).
+    side = AppTest.from_function(sidebar_app, default_timeout=60)
+    side.session_state[state.SESSION] = fresh
+    side.session_state[state.PREVIOUS] = at.session_state[state.PREVIOUS]
+    side.run()
+    assert any("Previous session" in m.value and "1 step since the fit" in m.value for m in side.sidebar.markdown)
+    side.sidebar.button(key=state.BTN_BRING_BACK).click().run()
+    back = side.session_state[state.SESSION]
+    assert len(back.provenance) == 2 and np.array_equal(back.student.coef_, tuned)
+    assert side.session_state[state.PREVIOUS]["session"] is fresh  # swapped, not dropped
+
+
+def app_frame():
+    """What app.py does around every page: autosave, then the sidebar (AppTest runs the main
+    script of an st.navigation app only once, so the frame is driven on its own)."""
+    from infi.ui import state as st_keys
+    from infi.ui.autosave import autosave
+    from infi.ui.sidebar import render_sidebar
+
+    session = st_keys.get_session()
+    autosave(session)
+    render_sidebar(session)
+
+
+def test_autosave_restores_after_a_refresh_locally_and_writes_nothing_hosted(tmp_path, monkeypatch):
+    from infi.ui.autosave import folder
+    from tests.helpers import demo_session
+
+    session = demo_session(n=120, members=2)
+    at = AppTest.from_function(app_frame, default_timeout=60)
+    at.session_state[state.SESSION] = session
+    at.run()
+    assert (folder() / "last-session.infi").is_file()
+    stamp = (folder() / "last-session.infi").stat().st_mtime_ns
+    at.run()  # nothing changed: nothing written again
+    assert (folder() / "last-session.infi").stat().st_mtime_ns == stamp
+    session.tune([TuningAction("grass", "remove")])
+    at.run()  # a step: saved again, with the edit
+    refreshed = AppTest.from_function(app_frame, default_timeout=60).run()  # a refresh: a new session
+    assert refreshed.session_state[state.SESSION].student is None
+    assert any("Your last session" in m.value for m in refreshed.sidebar.markdown)
+    refreshed.sidebar.button(key=state.BTN_RESTORE_AUTOSAVE).click().run()
+    assert_clean(refreshed)
+    restored = refreshed.session_state[state.SESSION]
+    assert len(restored.provenance) == 2 and np.array_equal(restored.student.coef_, session.student.coef_)
+
+    monkeypatch.setenv("INFI_CACHE_DIR", str(tmp_path / "hosted-cache"))
+    monkeypatch.setenv("INFI_HOSTED", "1")
+    hosted = AppTest.from_function(app_frame, default_timeout=60)
+    hosted.session_state[state.SESSION] = demo_session(n=120, members=2)
+    hosted.run()
+    assert not (tmp_path / "hosted-cache").exists()
+    assert any("keeps nothing you make" in c.value for c in hosted.sidebar.caption)

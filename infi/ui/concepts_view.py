@@ -11,6 +11,7 @@ from infi.corpus import Corpus, parse_concept_file, preset, preset_names
 from infi.session import Session
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
+from infi.ui.replacing import ask_or_run
 from infi.ui.resources import encoder
 
 ENCODERS = {
@@ -89,17 +90,23 @@ def extraction(session: Session, encoder_id: str | None, corpus: Corpus | None) 
                     help="global: the whole image; patches: the best patch; segments: the best of "
                          "a few k-means regions of patches")
     ready = encoder_id is not None and corpus is not None
-    if st.button("Extract concepts", type="primary", disabled=not ready, key=state.BTN_EXTRACT):
+    def run() -> None:
         status, report = progress_status("Embedding images and scoring concepts…")
         with guarded("Extracting concepts", "Offline? Choose the demo encoder or a local folder."):
             encoder(encoder_id)  # load once, shared (a model, not user data)
+            had_student = session.student is not None
             cleared = session.set_encoder(encoder_id)
             session.extract_concepts(corpus, mode, report)
+            if had_student and "student and provenance" not in cleared:
+                cleared.append("student and provenance")
             status.update(label="Concepts extracted", state="complete")
             state.notify(f"{session.concepts.X.shape[1]} concept scores for {session.concepts.X.shape[0]} "
                          "images." + (" Cleared: " + ", ".join(cleared) + "." if cleared else ""))
             st.rerun()
         status.update(label="Extraction failed", state="error")
+
+    if st.button("Extract concepts", type="primary", disabled=not ready, key=state.BTN_EXTRACT):
+        ask_or_run(session, "Extracting concepts again", run)
 
 
 def concept_table(session: Session) -> None:

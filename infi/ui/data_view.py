@@ -13,6 +13,7 @@ from infi.encoders import DEFAULT_ENCODER
 from infi.session import Session
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
+from infi.ui.replacing import ask_or_run
 from infi.ui.resources import allowed_reference, encoder, registered_teacher
 
 SOURCES = ("Shapes World (offline demo)", "ZIP in ImageFolder layout", "Images + CSV of labels",
@@ -71,15 +72,21 @@ def dataset_picker(session: Session) -> None:
                 loaded = (data_mod.from_folder(path), {})
     if loaded is not None:
         reattached = session.reattaches(loaded[0])
-        cleared = session.set_dataset(*loaded)
-        msg = f"Loaded {len(loaded[0])} images."
+
+        def use_it() -> None:
+            cleared = session.set_dataset(*loaded)
+            msg = f"Loaded {len(loaded[0])} images."
+            if reattached:
+                msg = (f"These are the {len(loaded[0])} images of the loaded session: teacher outputs, "
+                       "concepts and the student are kept.")
+            elif cleared:
+                msg += " Cleared: " + ", ".join(cleared) + " (they belonged to the previous dataset)."
+            state.notify(msg)
+            st.rerun()
+
         if reattached:
-            msg = (f"These are the {len(loaded[0])} images of the loaded session: teacher outputs, "
-                   "concepts and the student are kept.")
-        elif cleared:
-            msg += " Cleared: " + ", ".join(cleared) + " (they belonged to the previous dataset)."
-        state.notify(msg)
-        st.rerun()
+            use_it()
+        ask_or_run(session, "Loading a new dataset", use_it)
 
 
 def detached_dataset_notice(session: Session) -> None:
@@ -166,15 +173,18 @@ def teacher_picker(session: Session) -> None:
                 teacher = teachers.from_spec(f"zeroshot:{enc_name}", classes, class_names=names,
                                              templates=temps, encoder_loader=encoder)
     if teacher is not None:
-        status, report = progress_status(f"Running {teacher.name}…")
-        with guarded(f"Running {teacher.name}"):
-            cleared = session.run_teacher(teacher, report)
-            status.update(label=f"{teacher.name}: done", state="complete")
-            state.notify(f"Teacher outputs ready for {len(session.P)} images."
-                         + (" Replaced: " + ", ".join(cleared) + " of the previous teacher." if cleared else "")
-                         + "".join(f" Note: {n}." for n in session.teacher_notes))
-            st.rerun()
-        status.update(label=f"{teacher.name}: failed", state="error")
+        def run() -> None:
+            status, report = progress_status(f"Running {teacher.name}…")
+            with guarded(f"Running {teacher.name}"):
+                cleared = session.run_teacher(teacher, report)
+                status.update(label=f"{teacher.name}: done", state="complete")
+                state.notify(f"Teacher outputs ready for {len(session.P)} images."
+                             + (" Replaced: " + ", ".join(cleared) + " of the previous teacher." if cleared else "")
+                             + "".join(f" Note: {n}." for n in session.teacher_notes))
+                st.rerun()
+            status.update(label=f"{teacher.name}: failed", state="error")
+
+        ask_or_run(session, f"Running {teacher.name}", run)
 
 
 def teacher_summary(session: Session) -> None:

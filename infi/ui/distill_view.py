@@ -11,6 +11,7 @@ from infi.session import Session
 from infi.student import effective_concepts
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
+from infi.ui.replacing import ask_or_run
 
 METHOD_LABEL = "Concept student"
 READABLE = "Readable (concepts per class)"
@@ -41,7 +42,7 @@ def settings_and_run(session: Session) -> None:
     share = c3.slider("Held-out share", 0.05, 0.5, state.kept(state.VAL_SHARE, v_info["default"]), 0.05,
                       **state.keeps(state.VAL_SHARE),
                       help=v_info["help"])
-    if st.button("Distill the concept student", type="primary", key=state.BTN_DISTILL):
+    def run() -> None:
         status, report = progress_status("Fitting the concept student…")
         with guarded("Distilling"):
             config = DistillConfig(n_members=int(k), nec=None if nec is None else float(nec),
@@ -51,6 +52,9 @@ def settings_and_run(session: Session) -> None:
             state.notify("Student distilled; its metrics are below. Next: the Fine-tune page.")
             st.rerun()
         status.update(label="Distilling failed", state="error")
+
+    if st.button("Distill the concept student", type="primary", key=state.BTN_DISTILL):
+        ask_or_run(session, "Distilling again", run)
 
 
 def fmt(value) -> str:

@@ -8,6 +8,7 @@ from infi.bundle import load_session, save_session
 from infi.demo.world import BACKGROUNDS
 from infi.session import Session
 from infi.ui import state
+from infi.ui.autosave import offer_restore
 from infi.ui.feedback import guarded
 
 # Streamlit's bundled Material Symbols font: these render offline and without an emoji font.
@@ -46,6 +47,16 @@ def render_sidebar(session: Session) -> None:
         for i, (text, done) in enumerate(tour_steps(session), 1):
             st.markdown(f"{DONE if done else TODO} {i}. {text}")
     st.sidebar.subheader("Session")
+    offer_restore(session)
+    kept = state.previous()
+    if kept is not None:
+        box = st.sidebar.container(border=True)
+        box.markdown(f"**Previous session** kept ({kept['when']}): "
+                     + "; ".join(v for v in kept["session"].status().values() if v))
+        if box.button("Bring back the previous session", key=state.BTN_BRING_BACK, width="stretch"):
+            state.bring_back_previous()
+            state.notify("The previous session is back; the one you had is now kept as the previous one.")
+            st.rerun()
     if session.concepts is not None and session.P is not None:
         # Built on click, not on every rerun: at 10,000 images x 584 concepts a bundle takes ~1.3 s.
         st.sidebar.download_button("Save session (.infi)", lambda: save_session(session), "session.infi",

@@ -74,8 +74,10 @@ BUNDLE_UPLOAD = "bundle_upload"
 CORPUS_DRAFT = "corpus_draft"  # {"key": editor key, "corpus": Corpus.to_dict()}: the edited list
 CORPUS_BASE = "corpus_base"  # the rows the live corpus editor was created with
 UPLOADED_CORPUS = "uploaded_corpus"  # the last uploaded concept list, parsed (Corpus.to_dict())
+CONFIRMING = "confirming"  # an open question: {"what": ..., "run": the step to run on "Replace it"}
 PREVIOUS = "previous_session"  # the session a replacing step set aside, restorable
 AUTOSAVED = "autosaved_fingerprint"  # what the last autosave held, to save only on change
+AUTOSAVE_DISMISSED = "autosave_dismissed"
 
 
 KEPT = "kept:"  # prefix of the plain keys that remember settings across page switches
@@ -145,6 +147,11 @@ BTN_DISTILL = "btn_distill"
 BTN_APPLY = "btn_apply"
 BTN_RESTORE = "btn_restore"
 BTN_UNDO = "btn_undo"
+BTN_CONFIRM_REPLACE = "btn_confirm_replace"
+BTN_CANCEL_REPLACE = "btn_cancel_replace"
+BTN_BRING_BACK = "btn_bring_back"
+BTN_RESTORE_AUTOSAVE = "btn_restore_autosave"
+BTN_DISMISS_AUTOSAVE = "btn_dismiss_autosave"
 BTN_CLEAR_PENDING = "btn_clear_pending"
 BTN_LOAD_BUNDLE = "btn_load_bundle"
 QUICK_CONCEPT = "quick_concept"
@@ -184,3 +191,21 @@ def bump_edit_version() -> None:
 
 def edit_version() -> int:
     return int(st.session_state.get(EDIT_VERSION, 0))
+
+
+def keep_previous(session: Session, when: str) -> None:
+    """Set a session aside (before a step replaces its student) so it can be brought back."""
+    st.session_state[PREVIOUS] = {"session": session, "when": when}
+
+
+def previous() -> dict | None:
+    return st.session_state.get(PREVIOUS)
+
+
+def bring_back_previous() -> None:
+    """Swap the current session with the one set aside: neither is lost."""
+    kept = st.session_state[PREVIOUS]
+    current = get_session()
+    st.session_state[PREVIOUS] = {"session": current, "when": "before bringing the previous one back"}
+    replace_session(kept["session"])
+    clear_pending()

@@ -1,0 +1,82 @@
+"""Local autosave: after each step the session is written (as a bundle) into the cache folder,
+and after a browser refresh the sidebar offers to restore it. On a hosted deployment nothing a
+visitor makes is written to the server's disk: the sidebar offers the download instead."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from infi.bundle import load_session, save_session
+from infi.cache import default_cache_dir
+from infi.session import Session
+from infi.ui import state
+
+FILE = "last-session.infi"
+META = "last-session.json"
+
+
+def folder() -> Path:
+    return default_cache_dir() / "autosave"
+
+
+def fingerprint(session: Session) -> tuple:
+    """What changes when a step changes the session (a refit, a restore, new concepts …)."""
+    steps = session.provenance.steps
+    return (id(session), id(session.P), id(session.concepts), id(session.student), len(steps),
+            steps[-1].created if steps else None)
+
+
+def autosave(session: Session) -> None:
+    """Write the session when it changed since the last save (local runs only, and only once
+    there is something a bundle can hold: teacher outputs and concepts)."""
+    if state.hosted() or session.P is None or session.concepts is None:
+        return
+    mark = fingerprint(session)
+    if st.session_state.get(state.AUTOSAVED) == mark:
+        return
+    target = folder()
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = target / (FILE + ".tmp")
+    tmp.write_bytes(save_session(session))
+    os.replace(tmp, target / FILE)
+    status = session.status()
+    (target / META).write_text(json.dumps({"saved": time.time(), **status}))
+    st.session_state[state.AUTOSAVED] = mark
+
+
+def offer_restore(session: Session) -> None:
+    """In the sidebar of an empty session: bring back what was autosaved before a refresh."""
+    if state.hosted():
+        st.sidebar.caption("This hosted app keeps nothing you make on its server: use **Save session "
+                           "(.infi)** to keep your work.")
+        return
+    if session.dataset is not None or session.P is not None or st.session_state.get(state.AUTOSAVE_DISMISSED):
+        return
+    meta_path, file = folder() / META, folder() / FILE
+    if not file.is_file() or not meta_path.is_file():
+        return
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    saved = time.strftime("%d %b %H:%M", time.localtime(meta.get("saved", 0)))
+    parts = [meta.get(k) for k in ("dataset", "teacher", "concepts", "student") if meta.get(k)]
+    box = st.sidebar.container(border=True)
+    box.markdown(f"**Your last session** (autosaved {saved}): " + "; ".join(parts))
+    c1, c2 = box.columns(2)
+    if c1.button("Restore", key=state.BTN_RESTORE_AUTOSAVE, type="primary", width="stretch"):
+        from infi.ui.feedback import guarded
+
+        with guarded("Restoring the autosaved session", where=st.sidebar):
+            state.replace_session(load_session(file.read_bytes(), session))
+            st.session_state[state.AUTOSAVED] = fingerprint(state.get_session())
+            state.notify(f"Restored the session autosaved {saved}.")
+            st.rerun()
+    if c2.button("Start fresh", key=state.BTN_DISMISS_AUTOSAVE, width="stretch"):
+        st.session_state[state.AUTOSAVE_DISMISSED] = True
+        st.rerun()
