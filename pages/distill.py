@@ -40,5 +40,4 @@ if session.student is None:
 result = session.evaluate()
 distill_view.headline(session, result)
 distill_view.nec_path(session)
-distill_view.charts_block(session, result)
-distill_view.disagreements(session)
+distill_view.linked_views(session, result)

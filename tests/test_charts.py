@@ -79,3 +79,19 @@ def test_nec_path_plots_fidelity_against_nec_with_the_chosen_student():
     assert spec["layer"][0]["encoding"]["y"]["field"] == "fidelity"
     assert len(spec["layer"]) == 2  # the line and the rule at the chosen NEC
     assert len(nec_path(path).to_dict()["layer"]) == 1
+
+
+def test_selectable_charts_name_their_selections():
+    import numpy as np
+
+    from infi.ui.charts import confusion_heatmap, influence_bars, weight_across_classes
+
+    conf = confusion_heatmap(np.eye(2, dtype=int) * 3, ["a", "b"], select=True).to_dict()
+    assert [p["name"] for p in conf["params"]] == ["cell"]  # altair lifts a layer's params to the top
+    assert conf["params"][0]["select"]["fields"] == ["teacher", "student"]
+    assert conf["params"][0]["views"] == [conf["layer"][0]["name"]]  # on the cells, not the numbers
+    bars = influence_bars(np.array([0.5, -1.0, 0.0]), ["x", "y", "z"], "a", select=True).to_dict()
+    assert bars["params"][0]["name"] == "concept"
+    across = weight_across_classes(np.array([0.4, -0.2]), ["a", "b"], "x").to_dict()
+    assert across["encoding"]["x"]["field"] == "class"
+    assert "params" not in confusion_heatmap(np.eye(2, dtype=int), ["a", "b"]).to_dict()

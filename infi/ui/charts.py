@@ -55,7 +55,7 @@ def per_class_bars(rows: list[dict], value: str, title: str, axis_title: str) ->
 
 
 def confusion_heatmap(matrix: np.ndarray, class_names: Sequence[str],
-                      title: str = "Student vs teacher") -> alt.Chart:
+                      title: str = "Student vs teacher", select: bool = False) -> alt.Chart:
     """Where does the student disagree with the teacher? Rows: teacher, columns: student."""
     rows = [{"teacher": t, "student": s, "images": int(matrix[i, j])}
             for i, t in enumerate(class_names) for j, s in enumerate(class_names)]
@@ -65,12 +65,14 @@ def confusion_heatmap(matrix: np.ndarray, class_names: Sequence[str],
     )
     rects = base.mark_rect().encode(color=alt.Color("images:Q", title="Images", scale=alt.Scale(scheme="blues")),
                                     tooltip=["teacher", "student", "images"])
+    if select:  # a click picks one cell (teacher, student); the page lists its images
+        rects = rects.add_params(alt.selection_point(name="cell", fields=["teacher", "student"]))
     text = base.mark_text(baseline="middle").encode(text="images:Q")
     return rects + text
 
 
 def influence_bars(weights: np.ndarray, concepts: Sequence[str], class_name: str, top: int = 12,
-                   spread: np.ndarray | None = None) -> alt.Chart:
+                   spread: np.ndarray | None = None, select: bool = False) -> alt.Chart:
     """Which concepts push this class up or down? Member-mean weights, largest magnitudes."""
     order = np.argsort(-np.abs(weights))[:top]
     frame = pd.DataFrame({
@@ -79,13 +81,29 @@ def influence_bars(weights: np.ndarray, concepts: Sequence[str], class_name: str
         "spread": [float(spread[j]) if spread is not None else 0.0 for j in order],
     })
     frame["direction"] = np.where(frame["weight"] >= 0, "raises", "lowers")
-    return alt.Chart(frame, title=f"Concept influence on “{class_name}”").mark_bar().encode(
+    chart = alt.Chart(frame, title=f"Concept influence on “{class_name}”").mark_bar().encode(
         x=alt.X("weight:Q", title="Weight (standardized concept)"),
         y=alt.Y("concept:N", sort=list(frame["concept"]), title="Concept"),
         color=alt.Color("direction:N", title="Effect",
                         scale=alt.Scale(domain=["raises", "lowers"], range=["#3b6fd8", "#d8573b"])),
         tooltip=["concept", alt.Tooltip("weight:Q", format=".3f"),
                  alt.Tooltip("spread:Q", format=".3f", title="spread across members")],
+    )
+    if select:  # a click picks a concept; the page shows it across classes and its top images
+        chart = chart.add_params(alt.selection_point(name="concept", fields=["concept"]))
+    return chart
+
+
+def weight_across_classes(weights: np.ndarray, class_names: Sequence[str], concept: str) -> alt.Chart:
+    """Which classes does this concept push up or down? Its member-mean weight in every class."""
+    frame = pd.DataFrame({"class": list(class_names), "weight": [float(w) for w in weights]})
+    frame["direction"] = np.where(frame["weight"] >= 0, "raises", "lowers")
+    return alt.Chart(frame, title=f"“{concept}” in every class").mark_bar().encode(
+        x=alt.X("class:N", sort=list(class_names), title="Class"),
+        y=alt.Y("weight:Q", title="Weight"),
+        color=alt.Color("direction:N", title="Effect",
+                        scale=alt.Scale(domain=["raises", "lowers"], range=["#3b6fd8", "#d8573b"])),
+        tooltip=["class", alt.Tooltip("weight:Q", format=".3f")],
     )
 
 

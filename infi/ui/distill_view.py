@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from infi import metrics
@@ -90,33 +91,98 @@ def nec_path(session: Session) -> None:
                    "*Concepts per class* above and distill again to pick another point.")
 
 
-def charts_block(session: Session, result: dict) -> None:
-    v = session.val_idx
-    proba = session.student.predict_proba(session.concepts.X[v])
+def selected(event, name: str) -> list[dict]:
+    """The points a person selected in a chart (``on_select``), [] when none."""
+    try:
+        return list(event.selection.get(name) or [])
+    except AttributeError:
+        return []
+
+
+def linked_views(session: Session, result: dict) -> None:
+    """Views that drive each other: a confusion cell picks the images listed below it (and the
+    class whose concept influence is shown), a concept bar shows that concept's weight in every
+    class and its top images, and an image picked in the list shows the concepts behind the
+    student's answer. Each group is a fragment: a selection reruns its own views, not the page."""
+    st.altair_chart(charts.per_class_bars(result["per_class"], "f1", "Per-class fidelity (F1 vs teacher)",
+                                          "F1 against the teacher's class"), width="stretch")
     left, right = st.columns(2)
-    left.altair_chart(charts.per_class_bars(result["per_class"], "f1", "Per-class fidelity (F1 vs teacher)",
-                                            "F1 against the teacher's class"), width="stretch")
-    conf = metrics.student_teacher_confusion(proba, session.P[v], len(session.class_names))
-    right.altair_chart(charts.confusion_heatmap(conf, session.class_names), width="stretch")
-    cls = st.selectbox("Concept influence for class", session.class_names, key=state.TUNE_CLASS + "_view")
-    c = session.class_names.index(cls)
-    st.altair_chart(charts.influence_bars(session.student.weights_[:, c], session.concepts.names, cls,
-                                          spread=session.student.spread_[:, c]), width="stretch")
+    with left:
+        cells_and_images(session)
+    with right:
+        concepts_of_a_class(session)
 
 
-def disagreements(session: Session) -> None:
+def answers(session: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(held-out rows, student class, teacher class) for the current student."""
     v = session.val_idx
-    proba = session.student.predict_proba(session.concepts.X[v])
-    s_cls, t_cls = proba.argmax(1), session.P[v].argmax(1)
-    differ = np.flatnonzero(s_cls != t_cls)
-    st.subheader(f"Where student and teacher disagree ({len(differ)} of {len(v)} held-out images)")
-    if not len(differ):
-        st.success("The student agrees with the teacher on every held-out image.")
-        return
+    return v, session.student.predict_proba(session.concepts.X[v]).argmax(1), session.P[v].argmax(1)
+
+
+@st.fragment
+def cells_and_images(session: Session) -> None:
+    v, s_cls, t_cls = answers(session)
+    conf = metrics.student_teacher_confusion(np.eye(len(session.class_names))[s_cls],
+                                             np.eye(len(session.class_names))[t_cls], len(session.class_names))
+    event = st.altair_chart(charts.confusion_heatmap(conf, session.class_names, select=True), width="stretch",
+                            on_select="rerun", key=state.CONFUSION_SELECT)
+    st.caption("Click a cell to list its images below.")
+    image_list(session, v, s_cls, t_cls, selected(event, "cell"))
+
+
+@st.fragment
+def concepts_of_a_class(session: Session) -> None:
     names = session.class_names
-    options = list(differ[:200])
-    pick = st.selectbox("Image", options, key=state.DISAGREE_PICK, format_func=lambda j: (
-        f"#{int(v[j])}: teacher {names[t_cls[j]]}, student {names[s_cls[j]]}"))
+    cell = selected(st.session_state.get(state.CONFUSION_SELECT), "cell")
+    cls = st.selectbox("Concept influence for class", names, key=state.INFLUENCE_CLASS,
+                       index=names.index(cell[0]["teacher"]) if cell else 0)
+    c = names.index(cls)
+    bar_event = st.altair_chart(charts.influence_bars(session.student.weights_[:, c], session.concepts.names, cls,
+                                                      spread=session.student.spread_[:, c], select=True),
+                                width="stretch", on_select="rerun", key=state.INFLUENCE_SELECT)
+    picked = selected(bar_event, "concept")
+    if picked:
+        concept_panel(session, picked[0]["concept"])
+    else:
+        st.caption("Click a concept's bar to see its weight in every class and its top images.")
+
+
+def concept_panel(session: Session, concept: str) -> None:
+    j = session.concepts.names.index(concept)
+    st.altair_chart(charts.weight_across_classes(session.student.weights_[j], session.class_names, concept),
+                    width="stretch")
+    if session.dataset is not None:
+        idx = session.concepts.top_images(concept, 8)
+        strip = np.concatenate([np.asarray(session.dataset.image(int(i)).convert("RGB").resize((64, 64)))
+                                for i in idx], axis=1)  # one image: one request, not eight
+        st.image(strip, caption=f"Top images for “{concept}” (scores "
+                 + ", ".join(f"{session.concepts.X[i, j]:.2f}" for i in idx) + ")")
+
+
+def image_list(session: Session, v: np.ndarray, s_cls: np.ndarray, t_cls: np.ndarray, cell: list[dict]) -> None:
+    """The held-out images of the selected confusion cell (else where student and teacher
+    disagree); picking one shows its contributions."""
+    names = session.class_names
+    if cell:
+        t, s = names.index(cell[0]["teacher"]), names.index(cell[0]["student"])
+        rows = np.flatnonzero((t_cls == t) & (s_cls == s))
+        title = f"Held-out images the teacher calls {names[t]} and the student {names[s]} ({len(rows)})"
+    else:
+        rows = np.flatnonzero(s_cls != t_cls)
+        title = f"Where student and teacher disagree ({len(rows)} of {len(v)} held-out images)"
+    st.subheader(title)
+    if not len(rows):
+        st.success("No held-out image here." if cell else
+                   "The student agrees with the teacher on every held-out image.")
+        return
+    rows = rows[:500]
+    frame = pd.DataFrame({"image": [session.image_ids()[int(v[j])] for j in rows],
+                          "teacher": [names[t_cls[j]] for j in rows],
+                          "student": [names[s_cls[j]] for j in rows]})
+    event = st.dataframe(frame, hide_index=True, width="stretch", height=200, on_select="rerun",
+                         selection_mode="single-row", key=state.IMAGE_SELECT)
+    chosen = list(getattr(getattr(event, "selection", None), "rows", []) or [])
+    pick = rows[chosen[0]] if chosen and chosen[0] < len(rows) else rows[0]
     row = int(v[pick])
     c1, c2 = st.columns([1, 2])
     if session.dataset is not None:
@@ -125,3 +191,5 @@ def disagreements(session: Session) -> None:
     contrib = session.student.explain(session.concepts.X[row:row + 1], int(s_cls[pick]))[0]
     c2.altair_chart(charts.contributions_bars(contrib, session.concepts.names,
                                               f"Why the student says “{names[s_cls[pick]]}”"), width="stretch")
+    if not chosen:
+        c2.caption("Pick a row above to explain another image.")

@@ -55,7 +55,10 @@ ALPHA = "student_alpha"
 NEC = "student_nec"
 SPARSITY = "student_sparsity"
 VAL_SHARE = "student_validation_share"
-DISAGREE_PICK = "disagreement_pick"
+CONFUSION_SELECT = "confusion_select"
+INFLUENCE_CLASS = "influence_class"
+INFLUENCE_SELECT = "influence_select"
+IMAGE_SELECT = "image_select"
 
 # Fine-tune page
 TUNE_CLASS = "tune_class"
