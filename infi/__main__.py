@@ -206,7 +206,8 @@ def cmd_tune(args) -> int:
     out.write_bytes(save_session(session))
     before, after = step.metrics_before, step.metrics_after
     keys = [k for k in after if k != "per_class" and isinstance(after[k], (int, float))]
-    print(json.dumps({k: {"before": before.get(k), "after": after[k]} for k in keys}))
+    print(json.dumps({"metrics": {k: {"before": before.get(k), "after": after[k]} for k in keys},
+                      "hold_others": config.hold_others, "took_over": session.compensation(-1)}))
     return 0
 
 

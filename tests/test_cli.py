@@ -160,3 +160,22 @@ def test_a_predictions_file_skips_the_evaluation_sets_and_says_so(tmp_path, monk
                      f"predictions:{tmp_path / 'p.npy'}", "--members", "2", "--out", str(out)]) == 0
     assert "no outputs for the evaluation set 'shifted'" in capsys.readouterr().err
     assert "shifted_accuracy" not in load_session(out.read_bytes()).evaluate()
+
+
+def test_tune_takes_groups_holds_others_by_default_and_says_what_took_over(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INFI_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "s.infi"
+    assert cli.main(["distill", "--world", "biased:200:21", "--members", "3", "--out", str(out)]) == 0
+    actions = tmp_path / "a.json"
+    actions.write_text(json.dumps([{"group": "background", "kind": "remove", "class_name": "triangle"}]))
+    capsys.readouterr()
+    assert cli.main(["tune", "--session", str(out), "--actions", str(actions), "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["hold_others"] == 0.25 and "fidelity" in report["metrics"]
+    assert all(r["class"] == "triangle" for r in report["took_over"])
+    step = load_session(out.read_bytes()).provenance.steps[-1]
+    assert step.hold_others == 0.25 and len(step.actions) == 6
+    # The same removal again, refitting freely, changes no bound: refused rather than logged twice.
+    again = ["tune", "--session", str(out), "--actions", str(actions), "--hold-others", "none", "--out", str(out)]
+    assert cli.main(again) == 2
+    assert "nothing to change" in capsys.readouterr().err

@@ -61,7 +61,7 @@ def test_whole_demo_story_raises_shifted_accuracy():
     assert_clean(at)
     assert session.student is not None
     labels = [m.label for m in at.metric]
-    assert "Fidelity (held-out)" in labels and "Student accuracy on shifted" in labels
+    assert "Fidelity (held-out)" in labels and "Accuracy on shifted" in labels
 
     at.switch_page("pages/finetune.py").run()
     assert_clean(at)
@@ -308,7 +308,7 @@ def test_evaluation_sets_are_shown_by_their_own_names():
     at.session_state[state.SESSION] = s
     at.switch_page("pages/distill.py").run()
     assert_clean(at)
-    assert "Student accuracy on night shift" in [m.label for m in at.metric]
+    assert "Accuracy on night shift" in [m.label for m in at.metric]
     at.switch_page("pages/finetune.py").run()
     assert_clean(at)
     story = next(d.value for d in at.dataframe if "measure" in d.value.columns)

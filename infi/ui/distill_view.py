@@ -75,8 +75,9 @@ def headline(session: Session, result: dict) -> None:
                    help=f"Mean number of non-zero weights per class, of {student.weights_.shape[0]} concepts; "
                         f"λ = {student.alpha_:.2g}")
     for col, name in zip(cols[4:], extra):
-        col.metric(f"Student accuracy on {name}", fmt(result[f"{name}_accuracy"]),
-                   help=f"Teacher on {name}: {fmt(result.get(f'{name}_teacher_accuracy'))}")
+        col.metric(f"Accuracy on {name}", fmt(result[f"{name}_accuracy"]),
+                   help=f"The student's accuracy on {name}; the teacher's: "
+                        f"{fmt(result.get(f'{name}_teacher_accuracy'))}")
 
 
 def nec_path(session: Session) -> None:

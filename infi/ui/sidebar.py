@@ -67,6 +67,8 @@ def render_sidebar(session: Session) -> None:
     replaced = work_in(session)
     if upload is not None and replaced:
         st.sidebar.warning(f"Loading replaces this session's {replaced}: save it first if you need it.")
+    if session.prg_run is not None:
+        st.sidebar.caption("A session file does not hold the PRG student: download it from the Distill page.")
     if upload is not None and st.sidebar.button("Load this session", width="stretch", key=state.BTN_LOAD_BUNDLE):
         with guarded("Loading the session", "Choose a .infi file saved by Infi.", where=st.sidebar):
             state.replace_session(load_session(upload.getvalue()))
