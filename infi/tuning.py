@@ -54,10 +54,11 @@ class TuningAction:
             raise TuningError("action: name a concept or a group")
         if self.kind not in KINDS:
             raise TuningError(f"kind: unknown action {self.kind!r}; choose from {list(KINDS)}")
+        what = f"{self.concept or self.group} on {'all classes' if self.class_name == ALL_CLASSES else self.class_name}"
         if self.kind == "downtune" and (self.scale is None or not 0 <= self.scale < 1):
-            raise TuningError(f"scale: downtune needs a scale in [0, 1), got {self.scale!r}")
+            raise TuningError(f"scale: downtune needs a scale in [0, 1), got {self.scale!r} ({what})")
         if self.kind == "uptune" and (self.scale is None or not self.scale > 1):
-            raise TuningError(f"scale: uptune needs a scale above 1, got {self.scale!r}")
+            raise TuningError(f"scale: uptune needs a scale above 1, got {self.scale!r} ({what})")
         if self.magnitude is not None and not np.isfinite(self.magnitude):
             raise TuningError(f"magnitude: must be a finite number, got {self.magnitude!r}")
 
@@ -249,7 +250,7 @@ class Provenance:
         rows = []
         for i, s in enumerate(self.steps):
             row = {"step": i, "label": s.label,
-                   "actions": describe_actions(s.actions) or "fit",
+                   "actions": describe_actions(s.actions) or (s.label if i else "fit"),
                    "fidelity": s.metrics_after.get("fidelity"),
                    "accuracy": s.metrics_after.get("accuracy")}
             row |= {k: v for k, v in s.metrics_after.items()
@@ -305,7 +306,8 @@ def describe_actions(actions: Sequence[dict]) -> str:
 def _describe(action: dict) -> str:
     target = "all classes" if action.get("class_name", ALL_CLASSES) == ALL_CLASSES else action["class_name"]
     scale = f" ×{action['scale']:g}" if action.get("scale") is not None else ""
-    return f"{action['kind']} {action['concept']}{scale} on {target}"
+    size = f" (magnitude {action['magnitude']:g})" if action.get("magnitude") is not None else ""
+    return f"{action['kind']} {action['concept']}{scale}{size} on {target}"
 
 
 def compensation(before: np.ndarray, after: np.ndarray, actions: Sequence[dict], concepts: Sequence[str],

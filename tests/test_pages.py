@@ -447,7 +447,7 @@ def test_redistilling_a_tuned_student_asks_first_and_keeps_it_restorable():
     side.sidebar.button(key=state.BTN_BRING_BACK).click().run()
     back = side.session_state[state.SESSION]
     assert len(back.provenance) == 2 and np.array_equal(back.student.coef_, tuned)
-    assert side.session_state[state.PREVIOUS]["session"] is fresh  # swapped, not dropped
+    assert side.session_state[state.PREVIOUS][0]["session"] is fresh  # swapped, not dropped
 
 
 def app_frame():
@@ -491,3 +491,24 @@ def test_autosave_restores_after_a_refresh_locally_and_writes_nothing_hosted(tmp
     hosted.run()
     assert not (tmp_path / "hosted-cache").exists()
     assert any("keeps nothing you make" in c.value for c in hosted.sidebar.caption)
+
+
+def test_three_sessions_are_kept_aside_and_a_kept_one_survives_a_refresh():
+    from infi.ui.autosave import KEPT_FILE, folder
+    from tests.helpers import demo_session
+
+    at = distilled_app(120)
+    session = at.session_state[state.SESSION]
+    for round_ in range(4):
+        at.session_state[state.SESSION].tune([TuningAction("grass", "downtune", "triangle", scale=0.5 - 0.1 * round_)])
+        at.button(key=state.BTN_DISTILL).click().run()
+        if round_ == 3:
+            assert any("the oldest" in w.value for w in at.warning)  # said before it is dropped
+        at.button(key=state.BTN_CONFIRM_REPLACE).click().run()
+    kept = at.session_state[state.PREVIOUS]
+    assert len(kept) == 3 and kept[-1]["session"] is not session
+    assert (folder() / KEPT_FILE).is_file()
+    refreshed = AppTest.from_function(app_frame, default_timeout=60).run()
+    refreshed.sidebar.button(key=state.BTN_RESTORE_KEPT).click().run()
+    assert len(refreshed.session_state[state.SESSION].provenance) == 2  # the tuned one, not the fresh one
+    del demo_session

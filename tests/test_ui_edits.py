@@ -47,6 +47,6 @@ def test_pending_edits_become_actions_with_default_scales_and_groups():
     assert background.is_group and background.group == "background" and background.class_name == ALL_CLASSES
     assert (red.scale, red.magnitude) == (3.0, -0.5)
     assert edits.describe(pending) == ["downtune grass ×0.2 on triangle", "remove the group background on all classes",
-                                       "uptune red ×3 on circle"]
+                                       "uptune red ×3 (magnitude -0.5 where the weight is 0) on circle"]
     with pytest.raises(TuningError, match="scale of grass on triangle: 'a lot' is not a number"):
         edits.to_actions({("triangle", "grass"): {"kind": "downtune", "scale": "a lot", "magnitude": ""}})

@@ -18,6 +18,7 @@ from infi.ui import state
 
 FILE = "last-session.infi"
 META = "last-session.json"
+KEPT_FILE = "kept-session.infi"  # the session a replacing step set aside most recently
 
 
 def folder() -> Path:
@@ -49,6 +50,18 @@ def autosave(session: Session) -> None:
     st.session_state[state.AUTOSAVED] = mark
 
 
+def save_kept(session: Session) -> None:
+    """Write a session set aside by a replacing step (local runs only), so a refresh loses it
+    neither: the restore offer lists it beside the last session."""
+    if state.hosted() or session.P is None or session.concepts is None:
+        return
+    target = folder()
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = target / (KEPT_FILE + ".tmp")
+    tmp.write_bytes(save_session(session))
+    os.replace(tmp, target / KEPT_FILE)
+
+
 def offer_restore(session: Session) -> None:
     """In the sidebar of an empty session: bring back what was autosaved before a refresh."""
     if state.hosted():
@@ -57,26 +70,33 @@ def offer_restore(session: Session) -> None:
         return
     if session.dataset is not None or session.P is not None or st.session_state.get(state.AUTOSAVE_DISMISSED):
         return
-    meta_path, file = folder() / META, folder() / FILE
-    if not file.is_file() or not meta_path.is_file():
+    meta_path, file, kept = folder() / META, folder() / FILE, folder() / KEPT_FILE
+    has_last, has_kept = file.is_file() and meta_path.is_file(), kept.is_file()
+    if not has_last and not has_kept:
         return
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return
-    saved = time.strftime("%d %b %H:%M", time.localtime(meta.get("saved", 0)))
-    parts = [meta.get(k) for k in ("dataset", "teacher", "concepts", "student") if meta.get(k)]
-    box = st.sidebar.container(border=True)
-    box.markdown(f"**Your last session** (autosaved {saved}): " + "; ".join(parts))
-    c1, c2 = box.columns(2)
-    if c1.button("Restore", key=state.BTN_RESTORE_AUTOSAVE, type="primary", width="stretch"):
-        from infi.ui.feedback import guarded
+    from infi.ui.feedback import guarded
 
-        with guarded("Restoring the autosaved session", where=st.sidebar):
-            state.replace_session(load_session(file.read_bytes(), session))
-            st.session_state[state.AUTOSAVED] = fingerprint(state.get_session())
-            state.notify(f"Restored the session autosaved {saved}.")
+    box = st.sidebar.container(border=True)
+    if has_last:
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            meta = {}
+        saved = time.strftime("%d %b %H:%M", time.localtime(meta.get("saved", 0)))
+        parts = [meta.get(k) for k in ("dataset", "teacher", "concepts", "student") if meta.get(k)]
+        box.markdown(f"**Your last session** (autosaved {saved}): " + "; ".join(parts))
+        if box.button("Restore it", key=state.BTN_RESTORE_AUTOSAVE, type="primary", width="stretch"):
+            with guarded("Restoring the autosaved session", where=st.sidebar):
+                state.replace_session(load_session(file.read_bytes(), session))
+                st.session_state[state.AUTOSAVED] = fingerprint(state.get_session())
+                state.notify(f"Restored the session autosaved {saved}.")
+                st.rerun()
+    if has_kept and box.button("Restore the session a replacing step set aside", key=state.BTN_RESTORE_KEPT,
+                               width="stretch"):
+        with guarded("Restoring the session set aside", where=st.sidebar):
+            state.replace_session(load_session(kept.read_bytes(), session))
+            state.notify("Restored the session that a replacing step had set aside.")
             st.rerun()
-    if c2.button("Start fresh", key=state.BTN_DISMISS_AUTOSAVE, width="stretch"):
+    if box.button("Start fresh", key=state.BTN_DISMISS_AUTOSAVE, width="stretch"):
         st.session_state[state.AUTOSAVE_DISMISSED] = True
         st.rerun()

@@ -127,16 +127,22 @@ def cells_and_images(session: Session) -> None:
                                              np.eye(len(session.class_names))[t_cls], len(session.class_names))
     event = st.altair_chart(charts.confusion_heatmap(conf, session.class_names, select=True), width="stretch",
                             on_select="rerun", key=state.CONFUSION_SELECT)
-    st.caption("Click a cell to list its images below.")
-    image_list(session, v, s_cls, t_cls, selected(event, "cell"))
+    st.caption("Click a cell to list its images below and show its teacher class's concepts.")
+    cell = selected(event, "cell")
+    if cell != st.session_state.get(state.LAST_CELL, []):
+        st.session_state[state.LAST_CELL] = cell
+        if cell:
+            st.session_state[state.INFLUENCE_CLASS] = cell[0]["teacher"]
+        st.rerun(scope="app")  # the concepts view is another fragment: redraw it with this class
+    image_list(session, v, s_cls, t_cls, cell)
 
 
 @st.fragment
 def concepts_of_a_class(session: Session) -> None:
     names = session.class_names
-    cell = selected(st.session_state.get(state.CONFUSION_SELECT), "cell")
-    cls = st.selectbox("Concept influence for class", names, key=state.INFLUENCE_CLASS,
-                       index=names.index(cell[0]["teacher"]) if cell else 0)
+    if st.session_state.get(state.INFLUENCE_CLASS) not in names:
+        st.session_state.pop(state.INFLUENCE_CLASS, None)  # another dataset's class
+    cls = st.selectbox("Concept influence for class", names, key=state.INFLUENCE_CLASS)
     c = names.index(cls)
     bar_event = st.altair_chart(charts.influence_bars(session.student.weights_[:, c], session.concepts.names, cls,
                                                       spread=session.student.spread_[:, c], select=True),

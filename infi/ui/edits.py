@@ -112,8 +112,9 @@ def describe(pending: dict[Key, dict]) -> list[str]:
     for action in to_actions_lenient(pending):
         what = f"the group {action.group}" if action.is_group else action.concept
         scale = f" ×{action.scale:g}" if action.scale is not None else ""
+        size = f" (magnitude {action.magnitude:g} where the weight is 0)" if action.magnitude is not None else ""
         target = ALL_LABEL.lower() if action.class_name == ALL_CLASSES else action.class_name
-        out.append(f"{action.kind} {what}{scale} on {target}")
+        out.append(f"{action.kind} {what}{scale}{size} on {target}")
     return out
 
 

@@ -136,7 +136,7 @@ def apply_pending(session: Session, hold: float | None) -> None:
     if lines:
         st.markdown("**Waiting to apply:** " + "; ".join(lines))
     if apply:
-        with guarded("Applying the edits", "downtune takes a scale in 0–1, uptune one above 1."):
+        with guarded("Applying the edits"):
             actions = edits.to_actions(pending)
             with st.spinner("Refitting the touched classes…"):
                 session.tune(actions, label=f"{len(actions)} edit(s)", hold_others=hold)
@@ -168,7 +168,7 @@ def quick_edit(session: Session, cls: str, hold: float | None) -> None:
         if st.form_submit_button("Apply this edit", type="primary", key=state.BTN_QUICK):
             one = {(cls, item): {"kind": kind, "scale": str(scale) if kind in edits.DEFAULT_SCALE else "",
                                  "magnitude": ""}}
-            with guarded("Applying the edit", "downtune takes a scale in 0–1, uptune one above 1."):
+            with guarded("Applying the edit"):
                 with st.spinner("Refitting…"):
                     session.tune(edits.to_actions(one), label=f"{kind} {label(item)} on {cls}",
                                  hold_others=hold)
@@ -259,8 +259,10 @@ def changed_gallery(session: Session, limit: int = 12) -> None:
         known = changed["label"] >= 0
         right = known & (changed["now"] == changed["label"])
         wrong = known & (changed["before"] == changed["label"])
-        st.markdown(f"**{len(changed['rows'])} answers changed on the {where} since the fit:** "
+        n, other = len(changed["rows"]), int((known & ~right & ~wrong).sum())
+        st.markdown(f"**{n} answer{'s' if n != 1 else ''} changed on the {where} since the fit:** "
                     f"{int(right.sum())} now right, {int(wrong.sum())} now wrong"
+                    + (f", {other} from one wrong class to another" if other else "")
                     + (f", {int((~known).sum())} without a label" if (~known).any() else "") + ".")
         for title, mask in (("Now right", right), ("Now wrong", wrong)):
             idx = np.flatnonzero(mask)[:limit]
@@ -274,11 +276,15 @@ def changed_gallery(session: Session, limit: int = 12) -> None:
 def provenance(session: Session) -> None:
     st.subheader("Provenance")
     table = pd.DataFrame(session.provenance.table())
-    rates = [c for c in table.columns if c in ("fidelity", "accuracy") or c.endswith("_accuracy")]
+    table["held"] = [f"±{h:.0%}" if h is not None and h == h else "" for h in table["held"]]
+    names = {c: f"accuracy on {c.removesuffix('_accuracy')}" for c in table.columns
+             if c.endswith("_accuracy") and c != "accuracy"}
+    table = table.rename(columns=names)
+    rates = ["fidelity", "accuracy", *names.values()]
     st.dataframe(table[["step", "actions", *rates, "held", "label"]], hide_index=True, width="stretch",
                  column_config={"step": st.column_config.NumberColumn(width="small", pinned=True),
                                 "actions": st.column_config.TextColumn(width="large", pinned=True),
-                                "held": st.column_config.NumberColumn(format="±%.2f", help="hold-others band"),
+                                "held": st.column_config.TextColumn(help="hold-others band of the step"),
                                 **{c: PCT for c in rates}})
     c1, c2, c3 = st.columns([2, 1, 1])
     pick = c1.selectbox("Restore step", list(range(len(session.provenance))), key=state.RESTORE_PICK,

@@ -13,6 +13,7 @@ import streamlit as st
 
 from infi.session import Session
 from infi.ui import state
+from infi.ui.autosave import save_kept
 
 
 def edits_at_risk(session: Session) -> int:
@@ -43,10 +44,15 @@ def _confirm(session: Session, what: str, run: Callable[[], None]) -> None:
     st.markdown(f"{what} replaces the student and its {n} step{'s' if n != 1 else ''} since the fit. "
                 "Infi keeps the current session aside: **Bring back the previous session** in the "
                 "sidebar restores it, student, edits and provenance included.")
+    if len(state.kept_sessions()) >= state.KEPT_SESSIONS:
+        oldest = state.kept_sessions()[-1]
+        st.warning(f"Infi keeps {state.KEPT_SESSIONS} sessions aside; the oldest (kept {oldest['when']}) will be "
+                   "dropped. Save it first from the sidebar if you need it.", icon=":material/warning:")
     c1, c2 = st.columns(2)
     if c1.button("Replace it", type="primary", key=state.BTN_CONFIRM_REPLACE, width="stretch"):
         st.session_state.pop(state.CONFIRMING, None)
         state.keep_previous(session.snapshot(), f"before {what[0].lower() + what[1:]}")
+        save_kept(session)  # locally, the kept session also survives a browser refresh
         run()
         st.rerun()
     if c2.button("Keep my student", key=state.BTN_CANCEL_REPLACE, width="stretch"):

@@ -57,6 +57,7 @@ SPARSITY = "student_sparsity"
 VAL_SHARE = "student_validation_share"
 CONFUSION_SELECT = "confusion_select"
 INFLUENCE_CLASS = "influence_class"
+LAST_CELL = "last_confusion_cell"
 INFLUENCE_SELECT = "influence_select"
 IMAGE_SELECT = "image_select"
 
@@ -155,6 +156,7 @@ BTN_CANCEL_REPLACE = "btn_cancel_replace"
 BTN_BRING_BACK = "btn_bring_back"
 BTN_RESTORE_AUTOSAVE = "btn_restore_autosave"
 BTN_DISMISS_AUTOSAVE = "btn_dismiss_autosave"
+BTN_RESTORE_KEPT = "btn_restore_kept"
 BTN_CLEAR_PENDING = "btn_clear_pending"
 BTN_LOAD_BUNDLE = "btn_load_bundle"
 QUICK_CONCEPT = "quick_concept"
@@ -196,19 +198,32 @@ def edit_version() -> int:
     return int(st.session_state.get(EDIT_VERSION, 0))
 
 
-def keep_previous(session: Session, when: str) -> None:
-    """Set a session aside (before a step replaces its student) so it can be brought back."""
-    st.session_state[PREVIOUS] = {"session": session, "when": when}
+KEPT_SESSIONS = 3  # how many replaced sessions are kept aside, most recent first
+
+
+def kept_sessions() -> list[dict]:
+    """Sessions set aside by replacing steps, most recent first ({"session", "when"})."""
+    return st.session_state.setdefault(PREVIOUS, [])
+
+
+def keep_previous(session: Session, when: str) -> dict | None:
+    """Set a session aside (before a step replaces its student) so it can be brought back;
+    returns the oldest kept session if it had to make room (the dialog says so first)."""
+    stack = [{"session": session, "when": when}, *kept_sessions()]
+    st.session_state[PREVIOUS] = stack[:KEPT_SESSIONS]
+    return stack[KEPT_SESSIONS] if len(stack) > KEPT_SESSIONS else None
 
 
 def previous() -> dict | None:
-    return st.session_state.get(PREVIOUS)
+    stack = kept_sessions()
+    return stack[0] if stack else None
 
 
 def bring_back_previous() -> None:
-    """Swap the current session with the one set aside: neither is lost."""
-    kept = st.session_state[PREVIOUS]
-    current = get_session()
-    st.session_state[PREVIOUS] = {"session": current, "when": "before bringing the previous one back"}
+    """Swap the current session with the most recent one set aside: neither is lost."""
+    stack = kept_sessions()
+    kept = stack[0]
+    st.session_state[PREVIOUS] = [{"session": get_session(), "when": "before bringing the previous one back"},
+                                  *stack[1:]]
     replace_session(kept["session"])
     clear_pending()
