@@ -35,31 +35,30 @@ def fingerprint(session: Session) -> tuple:
 def autosave(session: Session) -> None:
     """Write the session when it changed since the last save (local runs only, and only once
     there is something a bundle can hold: teacher outputs and concepts)."""
-    if state.hosted() or session.P is None or session.concepts is None:
-        return
     mark = fingerprint(session)
-    if st.session_state.get(state.AUTOSAVED) == mark:
+    if st.session_state.get(state.AUTOSAVED) == mark or not _write(session, FILE):
         return
+    (folder() / META).write_text(json.dumps({"saved": time.time(), **session.status()}))
+    st.session_state[state.AUTOSAVED] = mark
+
+
+def _write(session: Session, name: str) -> bool:
+    """Write the session as a bundle into the autosave folder (atomically); False when it is
+    not written: on a hosted deployment, or before there is anything a bundle can hold."""
+    if state.hosted() or session.P is None or session.concepts is None:
+        return False
     target = folder()
     target.mkdir(parents=True, exist_ok=True)
-    tmp = target / (FILE + ".tmp")
+    tmp = target / (name + ".tmp")
     tmp.write_bytes(save_session(session))
-    os.replace(tmp, target / FILE)
-    status = session.status()
-    (target / META).write_text(json.dumps({"saved": time.time(), **status}))
-    st.session_state[state.AUTOSAVED] = mark
+    os.replace(tmp, target / name)
+    return True
 
 
 def save_kept(session: Session) -> None:
     """Write a session set aside by a replacing step (local runs only), so a refresh loses it
     neither: the restore offer lists it beside the last session."""
-    if state.hosted() or session.P is None or session.concepts is None:
-        return
-    target = folder()
-    target.mkdir(parents=True, exist_ok=True)
-    tmp = target / (KEPT_FILE + ".tmp")
-    tmp.write_bytes(save_session(session))
-    os.replace(tmp, target / KEPT_FILE)
+    _write(session, KEPT_FILE)
 
 
 def offer_restore(session: Session) -> None:
