@@ -140,8 +140,11 @@ def apply_pending(session: Session, hold: float | None) -> None:
             actions = edits.to_actions(pending)
             with st.spinner("Refitting the touched classes…"):
                 session.tune(actions, label=f"{len(actions)} edit(s)", hold_others=hold)
-            state.clear_pending()
-            state.notify(f"Applied {len(actions)} edit(s): {'; '.join(lines)}. What changed is below.")
+                # No Streamlit call between the refit and these two lines: a widget event arriving
+                # meanwhile stops the run at the next Streamlit call, and must not find the
+                # applied choices still armed or the notice unset.
+                state.clear_pending()
+                state.notify(f"Applied {len(actions)} edit(s): {'; '.join(lines)}. What changed is below.")
             st.rerun()
 
 
@@ -172,8 +175,8 @@ def quick_edit(session: Session, cls: str, hold: float | None) -> None:
                 with st.spinner("Refitting…"):
                     session.tune(edits.to_actions(one), label=f"{kind} {label(item)} on {cls}",
                                  hold_others=hold)
-                state.bump_edit_version()  # the table re-sorts; pending choices stay with their concepts
-                state.notify(f"Applied: {kind} {label(item)} on {cls}. What changed is below.")
+                    state.bump_edit_version()  # the table re-sorts; pending choices stay with their concepts
+                    state.notify(f"Applied: {kind} {label(item)} on {cls}. What changed is below.")
                 st.rerun()
 
 
