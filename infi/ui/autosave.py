@@ -15,6 +15,7 @@ from infi.bundle import load_session, save_session
 from infi.cache import default_cache_dir
 from infi.session import Session
 from infi.ui import state
+from infi.ui.markdown import escape
 
 FILE = "last-session.infi"
 META = "last-session.json"
@@ -83,7 +84,7 @@ def offer_restore(session: Session) -> None:
             meta = {}
         saved = time.strftime("%d %b %H:%M", time.localtime(meta.get("saved", 0)))
         parts = [meta.get(k) for k in ("dataset", "teacher", "concepts", "student") if meta.get(k)]
-        box.markdown(f"**Your last session** (autosaved {saved}): " + "; ".join(parts))
+        box.markdown(f"**Your last session** (autosaved {saved}): " + escape("; ".join(parts)))
         if box.button("Restore it", key=state.BTN_RESTORE_AUTOSAVE, type="primary", width="stretch"):
             with guarded("Restoring the autosaved session", where=st.sidebar):
                 state.replace_session(load_session(file.read_bytes(), session))

@@ -12,6 +12,7 @@ from infi.session import Session
 from infi.student import effective_concepts
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
+from infi.ui.markdown import escape
 from infi.ui.replacing import ask_or_run
 
 METHOD_LABEL = "Concept student"
@@ -177,7 +178,7 @@ def image_list(session: Session, v: np.ndarray, s_cls: np.ndarray, t_cls: np.nda
     else:
         rows = np.flatnonzero(s_cls != t_cls)
         title = f"Where student and teacher disagree ({len(rows)} of {len(v)} held-out images)"
-    st.subheader(title)
+    st.subheader(escape(title))
     if not len(rows):
         st.success("No held-out image here." if cell else
                    "The student agrees with the teacher on every held-out image.")

@@ -19,6 +19,7 @@ from infi.tuning import KINDS
 from infi.ui import edits, state
 from infi.ui.edits import ALL_LABEL, NO_ACTION
 from infi.ui.feedback import guarded
+from infi.ui.markdown import escape
 
 ACTION_OPTIONS = [NO_ACTION, *KINDS]
 PCT = st.column_config.NumberColumn(format="percent")
@@ -100,7 +101,7 @@ def group_editor(session: Session, cls: str) -> None:
         return
     frame = pd.DataFrame({"group": list(groups), "concepts": [", ".join(m) for m in groups.values()]})
     shown = edits.prefill(frame, state.pending(), cls, "group", edits.GROUP_PREFIX).drop(columns="magnitude")
-    st.markdown(f"**Whole groups** on {cls}")
+    st.markdown(f"**Whole groups** on {escape(cls)}")
     edited = st.data_editor(shown, key=group_key(cls), hide_index=True, width="stretch",
                             disabled=["group", "concepts"],
                             column_config={"concepts": st.column_config.TextColumn(width="large"),
@@ -134,7 +135,7 @@ def apply_pending(session: Session, hold: float | None) -> None:
         state.clear_pending()
         st.rerun()
     if lines:
-        st.markdown("**Waiting to apply:** " + "; ".join(lines))
+        st.markdown("**Waiting to apply:** " + "; ".join(escape(line) for line in lines))
     if apply:
         with guarded("Applying the edits"):
             actions = edits.to_actions(pending)
@@ -161,7 +162,7 @@ def quick_edit(session: Session, cls: str, hold: float | None) -> None:
         return item
 
     with st.form("quick_edit", border=True):
-        st.markdown(f"**Quick edit** on {cls} (applies at once)")
+        st.markdown(f"**Quick edit** on {escape(cls)} (applies at once)")
         c1, c2, c3 = st.columns(3)
         item = c1.selectbox("Concept or group (most influential first)", options, format_func=label,
                             index=options.index(table["concept"].iloc[0]), key=state.QUICK_CONCEPT)
@@ -208,17 +209,18 @@ def what_changed(session: Session) -> None:
     if len(session.provenance) < 2:
         return
     step = session.provenance.steps[-1]
-    st.subheader(f"Last step: {step.label or 'edit'}")
+    st.subheader(f"Last step: {escape(step.label or 'edit')}")
     pts = st.column_config.NumberColumn(format="%+.1f")
     st.dataframe(story_table(session), hide_index=True, width="stretch",
                  column_config={**{k: PCT for k in ("at the fit", "before the last step", "now")},
                                 "last step (pts)": pts, "since the fit (pts)": pts})
     took_over = session.compensation(-1)
     if step.hold_others is not None and step.actions:
-        st.caption(f"The other weights of {', '.join(step.touched_classes)} were held within "
+        st.caption(f"The other weights of {escape(', '.join(step.touched_classes))} were held within "
                    f"±{step.hold_others:.0%} of their values.")
     if took_over:
-        lines = [f"**{r['concept']}** on {r['class']}: {r['before']:+.2f} → {r['after']:+.2f}" for r in took_over]
+        lines = [f"**{escape(r['concept'])}** on {escape(r['class'])}: {r['before']:+.2f} → {r['after']:+.2f}"
+                 for r in took_over]
         message = "Took over after the refit (grew most in magnitude): " + "; ".join(lines) + "."
         if step.hold_others is None:
             st.warning(message + " The refit may have handed the edited concept's role to these. Undo and "

@@ -14,6 +14,7 @@ import streamlit as st
 from infi.session import Session
 from infi.ui import state
 from infi.ui.autosave import save_kept
+from infi.ui.markdown import escape
 
 
 def edits_at_risk(session: Session) -> int:
@@ -41,13 +42,14 @@ def open_question(session: Session) -> None:
 @st.dialog("Replace the tuned student?", dismissible=False)
 def _confirm(session: Session, what: str, run: Callable[[], None]) -> None:
     n = edits_at_risk(session)
-    st.markdown(f"{what} replaces the student and its {n} step{'s' if n != 1 else ''} since the fit. "
+    st.markdown(f"{escape(what)} replaces the student and its {n} step{'s' if n != 1 else ''} since the fit. "
                 "Infi keeps the current session aside: **Bring back the previous session** in the "
                 "sidebar restores it, student, edits and provenance included.")
     if len(state.kept_sessions()) >= state.KEPT_SESSIONS:
         oldest = state.kept_sessions()[-1]
-        st.warning(f"Infi keeps {state.KEPT_SESSIONS} sessions aside; the oldest (kept {oldest['when']}) will be "
-                   "dropped. Save it first from the sidebar if you need it.", icon=":material/warning:")
+        st.warning(f"Infi keeps {state.KEPT_SESSIONS} sessions aside; the oldest (kept "
+                   f"{escape(oldest['when'])}) will be dropped. Save it first from the sidebar if you need it.",
+                   icon=":material/warning:")
     c1, c2 = st.columns(2)
     if c1.button("Replace it", type="primary", key=state.BTN_CONFIRM_REPLACE, width="stretch"):
         st.session_state.pop(state.CONFIRMING, None)

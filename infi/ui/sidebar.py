@@ -10,6 +10,7 @@ from infi.session import Session
 from infi.ui import state
 from infi.ui.autosave import offer_restore
 from infi.ui.feedback import guarded
+from infi.ui.markdown import escape
 
 # Streamlit's bundled Material Symbols font: these render offline and without an emoji font.
 DONE = ":green[:material/check_circle:]"
@@ -42,7 +43,7 @@ def render_sidebar(session: Session) -> None:
     st.sidebar.subheader("Pipeline")
     for key, line in session.status().items():
         mark = DONE if line else TODO
-        st.sidebar.markdown(f"{mark} **{STEP_LABELS[key]}** — {line or 'not done'}")
+        st.sidebar.markdown(f"{mark} **{STEP_LABELS[key]}** — {escape(line or 'not done')}")
     with st.sidebar.expander("Classroom tour: the five-minute story", expanded=session.student is None):
         for i, (text, done) in enumerate(tour_steps(session), 1):
             st.markdown(f"{DONE if done else TODO} {i}. {text}")
@@ -51,8 +52,8 @@ def render_sidebar(session: Session) -> None:
     kept = state.previous()
     if kept is not None:
         box = st.sidebar.container(border=True)
-        box.markdown(f"**Previous session** kept ({kept['when']}): "
-                     + "; ".join(v for v in kept["session"].status().values() if v))
+        box.markdown(f"**Previous session** kept ({escape(kept['when'])}): "
+                     + escape("; ".join(v for v in kept["session"].status().values() if v)))
         if box.button("Bring back the previous session", key=state.BTN_BRING_BACK, width="stretch"):
             state.bring_back_previous()
             state.notify("The previous session is back; the one you had is now kept as the previous one.")
