@@ -15,10 +15,11 @@ if session.student is None:
     st.stop()
 cls = view.class_picker(session)
 hold = view.hold_setting()
-view.concept_editor(session, cls)
+table = view.weight_table(session, cls)  # once per run: the editor and the quick edit share it
+view.concept_editor(session, cls, table)
 view.group_editor(session, cls)
 view.apply_pending(session, hold)
-view.quick_edit(session, cls, hold)
+view.quick_edit(session, cls, table, hold)
 view.what_changed(session)
 view.changed_gallery(session)
 view.provenance(session)

@@ -84,9 +84,10 @@ def dataset_picker(session: Session) -> None:
             state.notify(msg)
             st.rerun()
 
-        if reattached:
+        if reattached:  # the loaded session's own images: nothing is replaced
             use_it()
-        ask_or_run(session, "Loading a new dataset", use_it)
+        else:
+            ask_or_run(session, "Loading a new dataset", use_it)
 
 
 def detached_dataset_notice(session: Session) -> None:

@@ -115,17 +115,12 @@ def linked_views(session: Session, result: dict) -> None:
         concepts_of_a_class(session)
 
 
-def answers(session: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(held-out rows, student class, teacher class) for the current student."""
-    v = session.val_idx
-    return v, session.student.predict_proba(session.concepts.X[v]).argmax(1), session.P[v].argmax(1)
-
-
 @st.fragment
 def cells_and_images(session: Session) -> None:
-    v, s_cls, t_cls = answers(session)
-    conf = metrics.student_teacher_confusion(np.eye(len(session.class_names))[s_cls],
-                                             np.eye(len(session.class_names))[t_cls], len(session.class_names))
+    v = session.val_idx
+    proba, teacher = session.student.predict_proba(session.concepts.X[v]), session.P[v]
+    conf = metrics.student_teacher_confusion(proba, teacher, len(session.class_names))
+    s_cls, t_cls = proba.argmax(1), teacher.argmax(1)
     event = st.altair_chart(charts.confusion_heatmap(conf, session.class_names, select=True), width="stretch",
                             on_select="rerun", key=state.CONFUSION_SELECT)
     st.caption("Click a cell to list its images below and show its teacher class's concepts.")

@@ -74,13 +74,13 @@ EDIT_CONFIG = {
 }
 
 
-def concept_editor(session: Session, cls: str) -> None:
+def concept_editor(session: Session, cls: str, table: pd.DataFrame) -> None:
     """The weight table: choices go into the pending edits under their concept's name."""
     st.caption("Choose an action per concept: **downtune** (|w| ≤ scale·|w0|), **uptune** (|w| ≥ "
                "scale·|w0|; a signed magnitude when w0 is 0), **remove** (w = 0) or **lock** (w stays). "
                "Choices wait below until you press Apply; they stay with their concept when the table "
                "re-sorts.")
-    shown = edits.prefill(weight_table(session, cls), state.pending(), cls, "concept")
+    shown = edits.prefill(table, state.pending(), cls, "concept")
     edited = st.data_editor(
         shown, key=editor_key(cls), hide_index=True, width="stretch", height=320,
         disabled=["concept", "group", "weight", "influence", "spread"],
@@ -149,10 +149,9 @@ def apply_pending(session: Session, hold: float | None) -> None:
             st.rerun()
 
 
-def quick_edit(session: Session, cls: str, hold: float | None) -> None:
+def quick_edit(session: Session, cls: str, table: pd.DataFrame, hold: float | None) -> None:
     """One edit without the table, applied at once: a concept or a whole group."""
     groups = session.concept_groups()
-    table = weight_table(session, cls)
     options = [edits.group_item(g) for g in groups if len(groups) > 1] + list(table["concept"])
 
     def label(item: str) -> str:
