@@ -8,6 +8,7 @@ import streamlit as st
 from infi.demo.plugin import register as register_demo
 from infi.ui import state
 from infi.ui.autosave import autosave
+from infi.ui.markdown import escape
 from infi.ui.sidebar import render_sidebar
 
 HERE = Path(__file__).resolve().parent  # pages by absolute path: deploy/streamlit_app.py runs this too
@@ -26,5 +27,5 @@ autosave(session)  # the step a page ran last time ended in st.rerun(), so save 
 render_sidebar(session)
 notice = state.pop_notice()
 if notice:
-    st.info(notice)
+    st.info(escape(notice))  # notices are plain text and may hold names a person chose
 navigation.run()

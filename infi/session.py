@@ -350,6 +350,18 @@ class Session:
         step.hold_others = hold_others
         return step
 
+    def in_place(self, actions: Sequence[TuningAction]) -> list[bool]:
+        """For each action, whether it is already in effect (applied alone, without holding the
+        others, it would set no bound that is not already set), so a UI can say so before Apply."""
+        student = self._need_student()
+        groups = self.concept_groups()
+        out = []
+        for action in actions:
+            lower, upper, _ = apply_actions(expand_groups([action], groups), student.coef_, self.lower,
+                                            self.upper, self.concepts.names, self.class_names, None)
+            out.append(bool(np.array_equal(lower, self.lower) and np.array_equal(upper, self.upper)))
+        return out
+
     def concept_groups(self) -> dict[str, list[str]]:
         """The student's concepts by corpus category (``background`` → grass, sky, …)."""
         if self.concepts is None:

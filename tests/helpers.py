@@ -4,6 +4,7 @@ small demo sessions (Shapes World, the demo teacher and encoder)."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -109,3 +110,8 @@ def app_with_concepts(n: int, seed: int | None = None):
     at.switch_page("pages/concepts.py").run()
     at.button(key=state.BTN_EXTRACT).click().run()
     return at
+
+
+def plain(markdown: str) -> str:
+    """Markdown as a person reads it: the backslash escapes Infi puts before user text removed."""
+    return re.sub(r"\\(.)", r"\1", markdown)

@@ -11,6 +11,7 @@ from infi.ui import state
 from infi.ui.finetune_view import editor_key, weight_table
 from infi.ui.prg_view import METHOD_LABEL as PRG
 from infi.ui.sidebar import tour_steps
+from tests.helpers import plain
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -69,9 +70,9 @@ def test_whole_demo_story_raises_shifted_accuracy():
     table = weight_table(session, "All classes")
     edits = {int(i): {"action": "remove"} for i in
              table.index[table["concept"].isin(["grass", "sky", "sand", "water", "brick", "plain"])]}
-    at.session_state[editor_key("All classes")] = {"edited_rows": edits, "added_rows": [], "deleted_rows": []}
     at.selectbox(key=state.TUNE_CLASS).set_value("All classes").run()
-    at.session_state[editor_key("All classes")] = {"edited_rows": edits, "added_rows": [], "deleted_rows": []}
+    at.session_state[editor_key("All classes", table["concept"], 0)] = {"edited_rows": edits, "added_rows": [],
+                                                                     "deleted_rows": []}
     at.run()
     at.button(key=state.BTN_APPLY).click().run()
     assert_clean(at)
@@ -118,7 +119,7 @@ def test_prg_without_class_names_says_so_and_keeps_the_dataset():
     at.text_input(key=state.PRG_CLASSES).set_value("circle")
     at.button(key=state.BTN_PRG).click().run()
     assert_clean(at)
-    assert any("two class names" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("two class names" in plain(e.value) for e in at.error), [e.value for e in at.error]
     session = at.session_state[state.SESSION]
     assert session.prg_run is None and len(session.dataset) == 60
 
@@ -218,7 +219,7 @@ def test_pickled_model_uploaded_as_torchscript_is_named_and_leaves_nothing_on_di
     at.file_uploader(key=state.TORCHSCRIPT_UPLOAD).set_value(upload).run()
     at.button(key=state.BTN_TEACHER).click().run()
     assert_clean(at)
-    assert any("evil.pt: a torch.save checkpoint" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("evil.pt: a torch.save checkpoint" in plain(e.value) for e in at.error), [e.value for e in at.error]
     assert np.array_equal(session.P, P)
     assert list(tmp_path.iterdir()) == []
 
@@ -239,14 +240,14 @@ def test_hosted_deployments_refuse_server_folders_as_models(monkeypatch):
     at.text_input(key=state.HF_MODEL_ID).set_value("tests").run()  # a folder of this server
     at.button(key=state.BTN_TEACHER).click().run()
     assert_clean(at)
-    assert any("'tests': local folders are disabled" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("'tests': local folders are disabled" in plain(e.value) for e in at.error), [e.value for e in at.error]
     at.switch_page("pages/concepts.py").run()
     at.session_state[state.ENCODER_CHOICE] = "custom"
     at.run()
     at.text_input(key=state.ENCODER_CUSTOM).set_value("/etc").run()
     at.button(key=state.BTN_EXTRACT).click().run()
     assert_clean(at)
-    assert any("'/etc': local folders are disabled" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("'/etc': local folders are disabled" in plain(e.value) for e in at.error), [e.value for e in at.error]
     assert at.session_state[state.SESSION].concepts is None
 
 
@@ -317,17 +318,28 @@ def test_evaluation_sets_are_shown_by_their_own_names():
     assert "night shift_accuracy" in s.provenance.table()[0]
 
 
-def edit_rows(at: AppTest, session, cls: str, choices: dict[str, str]) -> None:
+def edit_rows(at: AppTest, session, cls: str, choices: dict[str, str | dict]) -> None:
     """Choose actions in the weight table as the browser would: by the rows shown right now."""
     from infi.ui.finetune_view import weight_table as table_of
 
     shown = table_of(session, cls)
-    rows = {int(i): {"action": kind} for i, kind in
+    rows = {int(i): kind if isinstance(kind, dict) else {"action": kind} for i, kind in
             ((shown.index[shown["concept"] == c][0], k) for c, k in choices.items())}
     version = at.session_state[state.EDIT_VERSION] if state.EDIT_VERSION in at.session_state else 0
-    key = f"{state.WEIGHT_EDITOR}_{cls}_{version}"
+    key = editor_key(cls, shown["concept"], version)
+    before = at.session_state[key]["edited_rows"] if key in at.session_state else {}
+    rows = {**{int(r): v for r, v in before.items()}, **rows}  # the browser keeps earlier edits
     at.session_state[key] = {"edited_rows": rows, "added_rows": [], "deleted_rows": []}
     at.run()
+
+
+def nonzero_concept(session, cls: str, but: tuple[str, ...] = ()) -> str:
+    """The most influential concept of ``cls`` whose weight is not zero (an edit on it changes
+    something; a lock on a weight held at zero is already in place)."""
+    from infi.ui.finetune_view import weight_table as table_of
+
+    table = table_of(session, cls)
+    return next(c for c, w in zip(table["concept"], table["weight"]) if abs(w) > 1e-6 and c not in but)
 
 
 def test_apply_records_exactly_the_chosen_edits_and_clears_the_table():
@@ -351,10 +363,11 @@ def test_apply_records_exactly_the_chosen_edits_and_clears_the_table():
     assert at.session_state[state.PENDING] == {}
     assert at.button(key=state.BTN_APPLY).disabled  # nothing armed after Apply
     # Choose once more on the re-sorted table: exactly that one edit is applied.
-    edit_rows(at, session, "triangle", {"red": "lock"})
+    live = nonzero_concept(session, "triangle")
+    edit_rows(at, session, "triangle", {live: "lock"})
     assert at.button(key=state.BTN_APPLY).label == "Apply 1 edit"
     at.button(key=state.BTN_APPLY).click().run()
-    assert [(a["concept"], a["kind"]) for a in session.provenance.steps[2].actions] == [("red", "lock")]
+    assert [(a["concept"], a["kind"]) for a in session.provenance.steps[2].actions] == [(live, "lock")]
     # Restore clears choices too, and Undo goes back one step, logged.
     edit_rows(at, session, "triangle", {"star": "remove"})
     at.button(key=state.BTN_RESTORE).click().run()
@@ -362,6 +375,43 @@ def test_apply_records_exactly_the_chosen_edits_and_clears_the_table():
     at.button(key=state.BTN_UNDO).click().run()
     assert_clean(at)
     assert session.provenance.steps[-1].label.startswith("undo step")
+
+
+def test_choices_already_in_place_are_named_and_a_failed_apply_stays_on_screen():
+    """Seen in chromium: re-choosing a lock already applied made Apply fail, and the browser's
+    next rerun wiped the error while the choice stayed armed, so the page looked stale."""
+    from tests.helpers import demo_session
+
+    session = demo_session(n=300, members=3)
+    at = new_app()
+    at.session_state[state.SESSION] = session
+    at.switch_page("pages/finetune.py").run()
+    at.selectbox(key=state.TUNE_CLASS).set_value("triangle").run()
+    live = nonzero_concept(session, "triangle")
+    edit_rows(at, session, "triangle", {live: "lock"})
+    at.button(key=state.BTN_APPLY).click().run()
+    edit_rows(at, session, "triangle", {live: "lock"})
+    assert at.button(key=state.BTN_APPLY).label == "Nothing to apply: already in place"
+    assert at.button(key=state.BTN_APPLY).disabled
+    assert any(f"lock {live} on triangle *(already in place" in m.value for m in at.markdown)
+    other = nonzero_concept(session, "triangle", but=(live,))
+    edit_rows(at, session, "triangle", {other: "remove"})
+    assert at.button(key=state.BTN_APPLY).label == "Apply 1 edit"
+    at.button(key=state.BTN_APPLY).click().run()
+    assert_clean(at)
+    assert [(a["concept"], a["kind"]) for a in session.provenance.steps[-1].actions] == [(other, "remove")]
+    assert f"Left out, already in place: lock {live} on triangle" in at.session_state[state.NOTICE]
+    # A failed Apply: the message survives the rerun that follows, and goes with the choices.
+    steps = len(session.provenance)
+    third = nonzero_concept(session, "triangle", but=(live, other))
+    edit_rows(at, session, "triangle", {third: {"action": "downtune", "scale": "abc"}})
+    at.button(key=state.BTN_APPLY).click().run()
+    at.run()
+    assert len(session.provenance) == steps
+    assert [e.value for e in at.error if "is not a number" in e.value] != []
+    assert len(at.error) == 1  # once, not once per run
+    at.button(key=state.BTN_CLEAR_PENDING).click().run()
+    assert not at.error
 
 
 def test_a_group_edit_with_hold_others_and_what_took_over():

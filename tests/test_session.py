@@ -153,3 +153,19 @@ def test_group_edits_expand_by_corpus_category_and_survive_a_bundle(session):
     assert again.student.alpha_ == s.student.alpha_ and again.student.path_ == s.student.path_
     for row in s.compensation():
         assert row["class"] == "triangle" and row["concept"] not in s.concept_groups()["background"]
+
+
+def test_in_place_names_the_edits_that_would_change_nothing():
+    """Locking a concept twice changed nothing and Apply failed; the page must say so first."""
+    session = demo_session(n=160, members=2)
+    lock = TuningAction("grass", "lock", "triangle")
+    assert session.in_place([lock]) == [False]
+    session.tune([lock])
+    fresh = TuningAction("sky", "remove", "triangle")
+    assert session.in_place([lock, fresh]) == [True, False]
+    with pytest.raises(InputError, match="nothing to change"):
+        session.tune([lock])
+    group = TuningAction.for_group("background", "remove", "triangle")
+    assert session.in_place([group]) == [False]
+    session.tune([group])
+    assert session.in_place([group, TuningAction("sky", "remove", "triangle")]) == [True, True]

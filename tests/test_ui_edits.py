@@ -17,7 +17,7 @@ def test_a_choice_stays_with_its_concept_when_the_rows_re_sort():
     shown = table(["grass", "sky", "red"])
     edited = shown.copy()
     edited.loc[1, ["action", "scale"]] = ["downtune", "0.1"]  # row 1 is sky
-    pending = edits.merge({}, "triangle", "concept", shown, edited)
+    pending = edits.merge({}, "triangle", "concept", edited)
     assert pending == {("triangle", "sky"): {"kind": "downtune", "scale": "0.1", "magnitude": ""}}
     # After a refit the rows come back in another order: the choice is still sky's.
     again = edits.prefill(pd.DataFrame({"concept": ["red", "sky", "grass"], "weight": [0, 1, 2]}),
@@ -34,8 +34,22 @@ def test_clearing_a_cell_removes_the_pending_edit_and_others_stay():
     edited.loc[0, "action"] = NO_ACTION
     pending = edits.merge({("triangle", "grass"): {"kind": "remove", "scale": "", "magnitude": ""},
                            ("circle", "sky"): {"kind": "lock", "scale": "", "magnitude": ""}},
-                          "triangle", "concept", shown, edited)
+                          "triangle", "concept", edited)
     assert pending == {("circle", "sky"): {"kind": "lock", "scale": "", "magnitude": ""}}
+
+
+def test_the_table_is_the_truth_for_its_own_rows_only():
+    """The browser drops an edit that equals the table's base value; the choice must stay."""
+    pending = {("triangle", "grass"): {"kind": "remove", "scale": "", "magnitude": ""},
+               ("circle", "grass"): {"kind": "lock", "scale": "", "magnitude": ""}}
+    base = edits.prefill(pd.DataFrame({"concept": ["sky", "grass"]}), pending, "triangle", "concept")
+    edited = base.copy()
+    edited.loc[0, "action"] = "lock"
+    assert edits.merge(pending, "triangle", "concept", edited) == {
+        **pending, ("triangle", "sky"): {"kind": "lock", "scale": "", "magnitude": ""}}
+    groups = edits.prefill(pd.DataFrame({"group": ["background"]}), {}, "triangle", "group", edits.GROUP_PREFIX)
+    groups.loc[0, "action"] = "remove"
+    assert ("triangle", "group:background") in edits.merge({}, "triangle", "group", groups, edits.GROUP_PREFIX)
 
 
 def test_pending_edits_become_actions_with_default_scales_and_groups():

@@ -53,16 +53,14 @@ def choice_of(row) -> dict | None:
             "magnitude": str(row.get("magnitude") or "").strip()}
 
 
-def merge(pending: dict[Key, dict], target: str, item_column: str, shown: pd.DataFrame,
-          edited: pd.DataFrame, prefix: str = "") -> dict[Key, dict]:
-    """Pending edits after the person changed ``shown`` into ``edited`` (same rows, same order):
-    each changed row updates the entry of its own concept (or group), whatever its position."""
+def merge(pending: dict[Key, dict], target: str, item_column: str, edited: pd.DataFrame,
+          prefix: str = "") -> dict[Key, dict]:
+    """Pending edits after the person edited a table: the table is the truth for the concepts
+    (or groups) it shows, matched by name, whatever their row positions; others stay as they are."""
     out = dict(pending)
-    for (_, before), (_, after) in zip(shown.iterrows(), edited.iterrows()):
-        if all(str(before.get(c) or "") == str(after.get(c) or "") for c in EDIT_COLUMNS if c in after):
-            continue
-        key = (target, prefix + str(after[item_column]))
-        choice = choice_of(after)
+    for _, row in edited.iterrows():
+        key = (target, prefix + str(row[item_column]))
+        choice = choice_of(row)
         if choice is None:
             out.pop(key, None)
         else:

@@ -9,25 +9,34 @@ from contextlib import contextmanager
 import streamlit as st
 
 from infi.errors import InfiError
+from infi.ui.markdown import escape
 
 log = logging.getLogger("infi.ui")
 
 
 @contextmanager
-def guarded(what: str, fix: str = "", where=st) -> Iterator[None]:
+def guarded(what: str, fix: str = "", where=st, keep: Callable[[str], None] | None = None) -> Iterator[None]:
     """Show ``st.error`` naming the problem (and a fix) when the block fails; the session and
     everything computed before stay as they were. Only an ``InfiError`` is the person's to fix;
-    anything else is a bug: logged with its traceback, and reported as one without it."""
+    anything else is a bug: logged with its traceback, and reported as one without it. With
+    ``keep``, the message goes to it instead (to be shown from session state on later runs)."""
+    def report(message: str) -> None:
+        if keep is not None:
+            keep(message)
+        else:
+            where.error(message, icon=":material/error:")
+
     try:
         yield
     except InfiError as err:
         log.info("%s failed: %s", what, err)
-        where.error(f"**{what} failed.** {err}" + (f"\n\n{fix}" if fix else ""), icon=":material/error:")
+        message = f"**{what} failed.** {escape(err)}" + (f"\n\n{fix}" if fix else "")
+        report(message)
     except Exception as err:  # noqa: BLE001 - nothing may reach the user as a traceback
         log.exception("%s failed unexpectedly", what)
-        where.error(f"**{what} failed** with an unexpected {type(err).__name__}: {err}. This is a bug in "
-                 "Infi; the traceback is in the app's log. Your earlier results are kept.",
-                 icon=":material/error:")
+        message = (f"**{what} failed** with an unexpected {type(err).__name__}: {escape(err)}. This is a bug in "
+                   "Infi; the traceback is in the app's log. Your earlier results are kept.")
+        report(message)
 
 
 def progress_status(label: str) -> tuple[object, Callable[[int, int], None]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +57,11 @@ def weight_table(session: Session, class_name: str) -> pd.DataFrame:
     return frame.sort_values("influence", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def editor_key(class_name: str) -> str:
-    return f"{state.WEIGHT_EDITOR}_{class_name}_{state.edit_version()}"
+def editor_key(class_name: str, rows: pd.Series, version: int | None = None) -> str:
+    """A new widget for each class, edit version and row order (rows mean concepts by position)."""
+    order = zlib.crc32("\0".join(map(str, rows)).encode())
+    version = state.edit_version() if version is None else version
+    return f"{state.WEIGHT_EDITOR}_{class_name}_{version}_{order:08x}"
 
 
 def group_key(class_name: str) -> str:
@@ -80,9 +84,10 @@ def concept_editor(session: Session, cls: str, table: pd.DataFrame) -> None:
                "scale·|w0|; a signed magnitude when w0 is 0), **remove** (w = 0) or **lock** (w stays). "
                "Choices wait below until you press Apply; they stay with their concept when the table "
                "re-sorts.")
-    shown = edits.prefill(table, state.pending(), cls, "concept")
+    key = editor_key(cls, table["concept"])
+    shown = state.editor_base(key, lambda: edits.prefill(table, state.pending(), cls, "concept"))
     edited = st.data_editor(
-        shown, key=editor_key(cls), hide_index=True, width="stretch", height=320,
+        shown, key=key, hide_index=True, width="stretch", height=320,
         disabled=["concept", "group", "weight", "influence", "spread"],
         column_config={
             "concept": st.column_config.TextColumn(pinned=True),
@@ -91,7 +96,7 @@ def concept_editor(session: Session, cls: str, table: pd.DataFrame) -> None:
             "spread": st.column_config.NumberColumn(format="%.3f", help="Std of the weight across members"),
             **EDIT_CONFIG,
         })
-    state.set_pending(edits.merge(state.pending(), cls, "concept", shown, edited))
+    state.set_pending(edits.merge(state.pending(), cls, "concept", edited))
 
 
 def group_editor(session: Session, cls: str) -> None:
@@ -100,13 +105,15 @@ def group_editor(session: Session, cls: str) -> None:
     if len(groups) < 2:
         return
     frame = pd.DataFrame({"group": list(groups), "concepts": [", ".join(m) for m in groups.values()]})
-    shown = edits.prefill(frame, state.pending(), cls, "group", edits.GROUP_PREFIX).drop(columns="magnitude")
+    key = group_key(cls)
+    shown = state.editor_base(key, lambda: edits.prefill(frame, state.pending(), cls, "group",
+                                                         edits.GROUP_PREFIX).drop(columns="magnitude"))
     st.markdown(f"**Whole groups** on {escape(cls)}")
-    edited = st.data_editor(shown, key=group_key(cls), hide_index=True, width="stretch",
+    edited = st.data_editor(shown, key=key, hide_index=True, width="stretch",
                             disabled=["group", "concepts"],
                             column_config={"concepts": st.column_config.TextColumn(width="large"),
                                            "action": EDIT_CONFIG["action"], "scale": EDIT_CONFIG["scale"]})
-    state.set_pending(edits.merge(state.pending(), cls, "group", shown, edited, edits.GROUP_PREFIX))
+    state.set_pending(edits.merge(state.pending(), cls, "group", edited, edits.GROUP_PREFIX))
 
 
 def hold_setting() -> float | None:
@@ -125,28 +132,43 @@ def hold_setting() -> float | None:
 
 
 def apply_pending(session: Session, hold: float | None) -> None:
-    """The pending edits in words, and one Apply (and Clear) for all of them."""
+    """The pending edits in words, and one Apply (and Clear) for all of them. Choices already in
+    effect are named and left out; a failed Apply stays on screen while its choices stay armed."""
     pending = state.pending()
-    lines = edits.describe(pending)
+    keys, lines = list(pending), edits.describe(pending)
+    done = session.in_place(list(edits.to_actions_lenient(pending))) if pending else []
+    todo = {k: pending[k] for k, in_place in zip(keys, done) if not in_place}
+    skipped = [line for line, in_place in zip(lines, done) if in_place]
     c1, c2 = st.columns([3, 1])
-    label = f"Apply {len(lines)} edit{'s' if len(lines) != 1 else ''}" if lines else "Apply (choose an action first)"
-    apply = c1.button(label, type="primary", disabled=not lines, key=state.BTN_APPLY, width="stretch")
-    if c2.button("Clear choices", disabled=not lines, key=state.BTN_CLEAR_PENDING, width="stretch"):
+    if todo:
+        label = f"Apply {len(todo)} edit{'s' if len(todo) != 1 else ''}"
+    else:
+        label = "Nothing to apply: already in place" if pending else "Apply (choose an action first)"
+    apply = c1.button(label, type="primary", disabled=not todo, key=state.BTN_APPLY, width="stretch")
+    if c2.button("Clear choices", disabled=not pending, key=state.BTN_CLEAR_PENDING, width="stretch"):
         state.clear_pending()
         st.rerun()
     if lines:
-        st.markdown("**Waiting to apply:** " + "; ".join(escape(line) for line in lines))
+        st.markdown("**Waiting to apply:** " + "; ".join(
+            escape(line) + (" *(already in place: left out)*" if in_place else "")
+            for line, in_place in zip(lines, done)))
+    problem = state.problem(state.BTN_APPLY, pending)
+    if problem:
+        st.error(problem, icon=":material/error:")
     if apply:
-        with guarded("Applying the edits"):
-            actions = edits.to_actions(pending)
+        with guarded("Applying the edits", keep=lambda m: state.set_problem(state.BTN_APPLY, m, dict(pending))):
+            actions = edits.to_actions(todo)
             with st.spinner("Refitting the touched classes…"):
                 session.tune(actions, label=f"{len(actions)} edit(s)", hold_others=hold)
-                # No Streamlit call between the refit and these two lines: a widget event arriving
+                # No Streamlit call between the refit and these lines: a widget event arriving
                 # meanwhile stops the run at the next Streamlit call, and must not find the
                 # applied choices still armed or the notice unset.
                 state.clear_pending()
-                state.notify(f"Applied {len(actions)} edit(s): {'; '.join(lines)}. What changed is below.")
-            st.rerun()
+                applied = [line for line, in_place in zip(lines, done) if not in_place]
+                state.notify(f"Applied {len(actions)} edit(s): {'; '.join(applied)}."
+                             + (f" Left out, already in place: {'; '.join(skipped)}." if skipped else "")
+                             + " What changed is below.")
+        st.rerun()  # after success (fresh table and notice) or failure (the message is kept)
 
 
 def quick_edit(session: Session, cls: str, table: pd.DataFrame, hold: float | None) -> None:
@@ -166,18 +188,23 @@ def quick_edit(session: Session, cls: str, table: pd.DataFrame, hold: float | No
         item = c1.selectbox("Concept or group (most influential first)", options, format_func=label,
                             index=options.index(table["concept"].iloc[0]), key=state.QUICK_CONCEPT)
         kind = c2.selectbox("Action", KINDS, index=KINDS.index("downtune"), key=state.QUICK_ACTION)
-        scale = c3.number_input("Scale", 0.0, 100.0, 0.2, 0.05, key=state.QUICK_SCALE,
-                                help="downtune: 0–1; uptune: above 1")
+        scale = c3.number_input("Scale (downtune, uptune)", 0.0, 100.0, 0.2, 0.05, key=state.QUICK_SCALE,
+                                help="downtune: 0–1; uptune: above 1; remove and lock ignore it")
+        chosen = (item, kind, scale)
+        problem = state.problem(state.BTN_QUICK, (cls, *chosen))
+        if problem:
+            st.error(problem, icon=":material/error:")
         if st.form_submit_button("Apply this edit", type="primary", key=state.BTN_QUICK):
             one = {(cls, item): {"kind": kind, "scale": str(scale) if kind in edits.DEFAULT_SCALE else "",
                                  "magnitude": ""}}
-            with guarded("Applying the edit"):
+            with guarded("Applying the edit", keep=lambda m: state.set_problem(state.BTN_QUICK, m, (cls, *chosen))):
                 with st.spinner("Refitting…"):
                     session.tune(edits.to_actions(one), label=f"{kind} {label(item)} on {cls}",
                                  hold_others=hold)
                     state.bump_edit_version()  # the table re-sorts; pending choices stay with their concepts
+                    state.clear_problems()
                     state.notify(f"Applied: {kind} {label(item)} on {cls}. What changed is below.")
-                st.rerun()
+            st.rerun()  # after success (fresh table and notice) or failure (the message is kept)
 
 
 def measures(session: Session) -> list[tuple[str, str]]:

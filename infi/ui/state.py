@@ -66,8 +66,10 @@ TUNE_CLASS = "tune_class"
 WEIGHT_EDITOR = "weight_editor"
 GROUP_EDITOR = "group_editor"
 RESTORE_PICK = "restore_pick"
+EDITOR_BASES = "editor_bases"  # {editor key: the rows it was created with}, stable while it lives
 PENDING = "pending_edits"  # {(class label, concept or "group:<name>"): {kind, scale, magnitude}}
 EDIT_VERSION = "edit_version"  # bumped when the table's rows change meaning (apply, restore, clear)
+PROBLEMS = "problems"  # {place: {"message", "context"}}: why a step failed, shown while its inputs stay
 HOLD_ON = "hold_others_on"
 HOLD_BAND = "hold_others_band"
 
@@ -122,7 +124,8 @@ def replace_session(session: Session) -> None:
 
 
 def notify(message: str) -> None:
-    """Keep a message for the next run (st.rerun would otherwise drop it)."""
+    """Keep a message for the next run (st.rerun would otherwise drop it). Plain text: it is
+    shown escaped, so names a person chose cannot inject markdown."""
     st.session_state[NOTICE] = message
 
 
@@ -186,7 +189,34 @@ def set_pending(edits: dict) -> None:
 def clear_pending() -> None:
     """Forget pending edits and start fresh editor widgets (their row positions are stale)."""
     st.session_state[PENDING] = {}
+    clear_problems()
     bump_edit_version()
+
+
+def editor_base(key: str, make):
+    """The rows a data editor shows, fixed while the widget lives (its key is in the session):
+    if the rows changed under the browser's edits, the browser would drop an edit equal to the
+    new row and send that as a new event, racing the person's next click (an Apply was lost so)."""
+    bases = st.session_state.setdefault(EDITOR_BASES, {})
+    if key not in st.session_state or key not in bases:
+        bases[key] = make()
+    return bases[key]
+
+
+def set_problem(place: str, message: str, context: object) -> None:
+    """Why a step failed, kept with the inputs it failed on (``context``): a rerun right after a
+    click (the browser often sends one) must not wipe the message while those inputs stay."""
+    st.session_state.setdefault(PROBLEMS, {})[place] = {"message": message, "context": context}
+
+
+def problem(place: str, context: object) -> str | None:
+    """The last failure at ``place``, while its inputs are still ``context``."""
+    kept = st.session_state.get(PROBLEMS, {}).get(place)
+    return kept["message"] if kept and kept["context"] == context else None
+
+
+def clear_problems() -> None:
+    st.session_state.pop(PROBLEMS, None)
 
 
 def bump_edit_version() -> None:
