@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,8 @@ from infi import registry
 from infi.concepts import ConceptMatrix
 from infi.corpus import Corpus
 from infi.data import ImageSet
-from infi.errors import BundleError, SessionError
+from infi.errors import BundleError, LimitError, SessionError
+from infi.limits import Budget, hint
 from infi.session import EvalSet, Session
 from infi.student import ConceptStudent, student_from_arrays, student_to_arrays
 from infi.tuning import Provenance
@@ -31,7 +33,7 @@ from infi.tuning import Provenance
 FORMAT = "infi-session"
 VERSION = 1
 MEMBERS = {"manifest.json", "arrays.safetensors", "provenance.json"}
-MAX_BUNDLE_BYTES = 1024**3
+MAX_JSON_BYTES = 16 * 1024**2  # the manifest: ids, names and settings
 
 
 def save_session(session: Session) -> bytes:
@@ -69,21 +71,43 @@ def save_session(session: Session) -> bytes:
     return buf.getvalue()
 
 
-def _read_members(data: bytes) -> dict[str, bytes]:
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise BundleError("bundle: larger than 1 GB")
+def _read_members(data: bytes, budget: Budget | None = None) -> dict[str, bytes]:
+    """The three members, each read in blocks with a running count against the budget (a 16 MB
+    bundle once inflated one member to 3.5 GB); the JSON members are small by nature."""
+    budget = budget or Budget.current()
+    budget.check("max_bundle_bytes", len(data), "bundle: its size")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
         raise BundleError("bundle: not an Infi session file (not a ZIP container)") from None
     with zf:
-        names = {i.filename for i in zf.infolist()}
-        if names != MEMBERS:
-            raise BundleError(f"bundle: unexpected contents {sorted(names)}; an Infi session holds "
+        names = [i.filename for i in zf.infolist()]
+        if sorted(names) != sorted(MEMBERS):
+            raise BundleError(f"bundle: unexpected contents {sorted(names)[:10]}; an Infi session holds "
                               f"exactly {sorted(MEMBERS)}")
-        if sum(i.file_size for i in zf.infolist()) > 4 * MAX_BUNDLE_BYTES:
-            raise BundleError("bundle: unpacks to more than 4 GB")
-        return {n: zf.read(n) for n in MEMBERS}
+        budget.check("max_bundle_bytes", sum(i.file_size for i in zf.infolist()), "bundle: unpacked, it")
+        left = budget.max_bundle_bytes
+        out = {}
+        for name in sorted(MEMBERS):
+            limit = min(left, MAX_JSON_BYTES) if name.endswith(".json") and name != "provenance.json" else left
+            out[name] = _read_capped(zf, name, limit)
+            left -= len(out[name])
+        return out
+
+
+def _read_capped(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    chunks, size = [], 0
+    try:
+        with zf.open(name) as fh:
+            while block := fh.read(1024**2):
+                size += len(block)
+                if size > limit:
+                    raise LimitError(f"bundle: {name} unpacks to more than {limit / 1024**2:,.0f} MB "
+                                     f"({hint('max_bundle_bytes')})")
+                chunks.append(block)
+    except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError) as err:
+        raise BundleError(f"bundle: {name} cannot be read ({type(err).__name__}: {err})") from err
+    return b"".join(chunks)
 
 
 def load_session(data: bytes, session: Session | None = None) -> Session:
@@ -104,7 +128,9 @@ def load_session(data: bytes, session: Session | None = None) -> Session:
     try:
         provenance = Provenance.from_json(members["provenance.json"].decode())
         return _rebuild(manifest, arrays, provenance, session)
-    except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError) as err:
+    except LimitError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError, IndexError) as err:
         raise BundleError(f"bundle: inconsistent contents ({err})") from err
 
 

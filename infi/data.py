@@ -17,21 +17,21 @@ import io
 import stat
 import warnings
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from infi.errors import DataError
+from infi.errors import DataError, InfiError, InputError, LimitError
+from infi.limits import MB, Budget, hint
 
+Progress = Callable[[int, int], None]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
-MAX_MEMBERS = 50_000
-MAX_TOTAL_BYTES = 2 * 1024**3
-MAX_MEMBER_BYTES = 64 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -42,54 +42,86 @@ class Skipped:
 
 @contextlib.contextmanager
 def _image_errors(name: str):
-    """Pillow's failures as one ``DataError`` naming the file; its bomb warning is an error."""
+    """Pillow's failures as one ``DataError`` naming the file; its bomb warning is an error.
+    Pillow's format plugins raise many types on malformed files (OSError, SyntaxError, but also
+    struct, zlib, index and type errors), so any of them is a corrupt file; a budget refusal
+    passes through as it is."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             yield
+        except InfiError:
+            raise
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
             raise DataError(f"{name}: refused as a decompression bomb ({err})") from err
         except UnidentifiedImageError:
             raise DataError(f"{name}: not an image Pillow can read") from None
-        except (OSError, SyntaxError, ValueError) as err:
-            raise DataError(f"{name}: corrupt or truncated image ({err})") from err
+        except MemoryError:
+            raise LimitError(f"{name}: ran out of memory while decoding; the image is too large") from None
+        except Exception as err:  # noqa: BLE001 - see the docstring
+            raise DataError(f"{name}: corrupt or truncated image ({type(err).__name__}: {err})") from err
 
 
-def decode_image(data: bytes, name: str = "image") -> Image.Image:
-    """Decode bytes to an RGB image; bombs, truncation and unknown formats raise DataError."""
+def decode_image(data: bytes, name: str = "image", budget: Budget | None = None) -> Image.Image:
+    """Decode bytes to an upright RGB image (EXIF orientation applied) within the budget; bombs,
+    truncation, unknown formats and images over the budget raise DataError or LimitError."""
     with _image_errors(name):
         img = Image.open(io.BytesIO(data))
+        check_size(img, name, budget or Budget.current())
         img.load()
+        img = ImageOps.exif_transpose(img)
     return to_rgb(img)
 
 
-def check_image(data: bytes, name: str = "image") -> None:
-    """Validate bytes as an image without decoding its pixels where the format allows it.
-
-    PNG: every chunk's CRC and the end chunk are checked (truncation, flipped bytes). JPEG: the
-    header must parse and the end-of-image marker must be present (truncation). Anything else is
-    decoded in full. The pixels are decoded once, later, when they are used; a file that still
-    fails then raises the same clear ``DataError`` naming it.
-    """
+def check_image(data: bytes, name: str = "image", budget: Budget | None = None) -> None:
+    """Validate bytes as an image by a real decode, bounded by the budget: the header's size and
+    bit depth are checked before any pixel is allocated, then every pixel is decoded once (JPEG at
+    reduced scale, which still reads every coded block), so a corrupt file is found while loading,
+    never later on a page."""
+    budget = budget or Budget.current()
     with _image_errors(name):
         img = Image.open(io.BytesIO(data))
-        if img.format == "PNG":
-            img.verify()
-        elif img.format == "JPEG":
+        check_size(img, name, budget)
+        if img.format == "JPEG":
             if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
                 raise OSError("image file is truncated (no end-of-image marker)")
-        else:
+            img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+        img.load()
+        for frame in range(1, min(getattr(img, "n_frames", 1), 2)):
+            img.seek(frame)  # a second frame that does not decode is found now, too
             img.load()
-            to_rgb(img)
+
+
+BITS_PER_BAND = {"1": 1, "I": 32, "F": 32, "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16}
+
+
+def check_size(img: Image.Image, name: str, budget: Budget) -> None:
+    """The header's size against the budget, before any pixel is decoded."""
+    w, h = img.size
+    if w < 1 or h < 1:
+        raise DataError(f"{name}: the image has no pixels ({w}×{h})")
+    budget.check("max_pixels", w * h, f"{name}: {w}×{h} pixels")
+    budget.check("max_image_side_ratio", max(w, h) / min(w, h), f"{name}: side ratio of {w}×{h} (too thin to "
+                 "show or embed)")
+    decoded = w * h * len(img.getbands()) * BITS_PER_BAND.get(img.mode, 8) // 8
+    budget.check("max_decoded_bytes", decoded, f"{name}: decoded size ({img.mode}, {w}×{h})")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode to RGB: transparency onto white, high bit depths rescaled to 8 bits."""
+    """Any Pillow mode to RGB: transparency onto white, high bit depths rescaled to 8 bits (in
+    float32 row blocks: float64 over a 16-bit photo once took 1.7 GB)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
-        return Image.fromarray(arr.astype(np.uint8), "L").convert("RGB")
+        arr = np.asarray(img)
+        finite = np.isfinite(arr) if arr.dtype.kind == "f" else None
+        lo = float(arr[finite].min()) if finite is not None and finite.any() else float(arr.min())
+        hi = float(arr[finite].max()) if finite is not None and finite.any() else float(arr.max())
+        out = np.zeros(arr.shape, np.uint8)
+        if hi > lo:
+            step = max(1, (1 << 22) // max(arr.shape[1], 1))  # ~16 MB of float32 per block
+            for r in range(0, arr.shape[0], step):
+                block = (arr[r:r + step].astype(np.float32) - np.float32(lo)) * np.float32(255 / (hi - lo))
+                out[r:r + step] = np.nan_to_num(np.clip(block, 0, 255)).astype(np.uint8)
+        return Image.fromarray(out, "L").convert("RGB")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -179,43 +211,57 @@ def from_arrays(ids: Sequence[str], arrays: np.ndarray, labels: np.ndarray | Non
 
 def _from_blobs(named: list[tuple[str, bytes]], labels: list[int] | None,
                 class_names: tuple[str, ...] | None, source: dict,
-                skipped: list[Skipped]) -> ImageSet:
-    """Validate every blob (``check_image``); keep the bytes and decode each one lazily."""
+                skipped: list[Skipped], progress: Progress | None = None) -> ImageSet:
+    """Validate every blob (``check_image``: a real decode within the budget); keep the bytes
+    and decode each one again when it is used. A bad image is skipped and named."""
+    budget = Budget.current()
+    budget.check("max_images", len(named), "the dataset's image count")
     ids, blobs, keep_labels = [], [], []
     for k, (name, blob) in enumerate(named):
+        if progress is not None and k % 50 == 0:
+            progress(k, len(named))
         try:
-            check_image(blob, name)
-        except ValueError as err:
-            skipped.append(Skipped(name, str(err).split(": ", 1)[-1]))
+            check_image(blob, name, budget)
+        except InputError as err:
+            skipped.append(Skipped(name, str(err).removeprefix(f"{name}: ")))
             continue
         ids.append(name)
         blobs.append(blob)
         if labels is not None:
             keep_labels.append(labels[k])
+    if progress is not None:
+        progress(len(named), len(named))
     return ImageSet(ids, lambda i: decode_image(blobs[i], ids[i]),
                     np.asarray(keep_labels) if labels is not None else None, class_names, source,
                     skipped, _hash(ids, blobs))
 
 
-def safe_zip_members(data: bytes | Path, max_members: int = MAX_MEMBERS,
-                     max_total_bytes: int = MAX_TOTAL_BYTES) -> tuple[list[tuple[str, bytes]], list[Skipped]]:
-    """Read the regular files of a ZIP with path checks and size caps.
+def safe_zip_members(data: bytes | Path, max_members: int | None = None, max_total_bytes: int | None = None,
+                     budget: Budget | None = None) -> tuple[list[tuple[str, bytes]], list[Skipped]]:
+    """Read the regular files of a ZIP with path checks, streamed within the budget.
 
-    Absolute paths, ``..`` components and links are refused (the whole archive: it is hostile);
-    nested archives and hidden or macOS metadata files are skipped.
+    Absolute paths, ``..`` components and links are refused (the whole archive: it is hostile).
+    Nested archives, hidden or macOS metadata files, members over the per-file limit and members
+    that cannot be read (bad CRC, bad compressed data, encryption, unknown compression) are
+    skipped and named. Each member is read in blocks with a running byte count, so a member that
+    lies about its size stops at the limit instead of filling memory.
     """
+    budget = budget or Budget.current()
+    max_members = max_members or budget.max_images
+    max_total_bytes = max_total_bytes or budget.max_total_bytes
     try:
         zf = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
-    except zipfile.BadZipFile as err:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as err:
         raise DataError(f"Not a readable ZIP archive ({err})") from err
     with zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
         if len(infos) > max_members:
-            raise DataError(f"The archive holds {len(infos)} files; at most {max_members} are allowed")
+            raise LimitError(f"The archive holds {len(infos):,} files; at most {max_members:,} are allowed "
+                             f"({hint('max_images')})")
         declared = sum(i.file_size for i in infos)
         if declared > max_total_bytes:
-            raise DataError(f"The archive unpacks to {declared / 1e6:.0f} MB; at most "
-                            f"{max_total_bytes / 1e6:.0f} MB are allowed")
+            raise LimitError(f"The archive unpacks to {declared / 1e6:,.0f} MB; at most "
+                             f"{max_total_bytes / 1e6:,.0f} MB are allowed ({hint('max_total_bytes')})")
         out, skipped, total = [], [], 0
         for info in infos:
             name = info.filename.replace("\\", "/")
@@ -230,20 +276,49 @@ def safe_zip_members(data: bytes | Path, max_members: int = MAX_MEMBERS,
             if path.suffix.lower() in ARCHIVE_SUFFIXES:
                 skipped.append(Skipped(name, "nested archive ignored"))
                 continue
-            if info.file_size > MAX_MEMBER_BYTES:
-                skipped.append(Skipped(name, f"larger than {MAX_MEMBER_BYTES // 2**20} MB"))
+            if info.file_size > budget.max_file_bytes:
+                skipped.append(Skipped(name, over_file_limit(info.file_size, budget)))
                 continue
-            with zf.open(info) as fh:
-                blob = fh.read(MAX_MEMBER_BYTES + 1)  # the header may lie about the size
+            blob = _read_member(zf, info, name, min(budget.max_file_bytes, max_total_bytes - total), skipped)
+            if blob is None:
+                continue
             total += len(blob)
-            if len(blob) > MAX_MEMBER_BYTES or total > max_total_bytes:
-                raise DataError(f"Refused archive: {name!r} unpacks beyond its declared size")
             out.append((name, blob))
     return out, skipped
 
 
-def from_zip(data: bytes | Path, max_members: int = MAX_MEMBERS,
-             max_total_bytes: int = MAX_TOTAL_BYTES) -> ImageSet:
+def over_file_limit(size: int, budget: Budget) -> str:
+    """Why a file is skipped for its size."""
+    return (f"{size / MB:,.1f} MB, over the limit of {budget.max_file_bytes / MB:,.0f} MB per file "
+            f"({hint('max_file_bytes')})")
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limit: int,
+                 skipped: list[Skipped]) -> bytes | None:
+    """One member, read in 1 MB blocks up to ``limit`` bytes; an unreadable member is skipped
+    (appended to ``skipped``) and None returned; one larger than it declared refuses the archive."""
+    chunks, size = [], 0
+    try:
+        with zf.open(info) as fh:
+            while block := fh.read(MB):
+                size += len(block)
+                if size > limit:
+                    raise LimitError(f"Refused archive: {name!r} unpacks beyond its declared size or the "
+                                     f"archive's limit ({hint('max_total_bytes')})")
+                chunks.append(block)
+    except InfiError:
+        raise
+    except RuntimeError as err:  # zipfile: "File ... is encrypted, password required for extraction"
+        skipped.append(Skipped(name, f"cannot be read: {'encrypted' if 'encrypt' in str(err) else err}"))
+        return None
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError, EOFError, ValueError) as err:
+        skipped.append(Skipped(name, f"cannot be read from the archive ({type(err).__name__}: {err})"))
+        return None
+    return b"".join(chunks)
+
+
+def from_zip(data: bytes | Path, max_members: int | None = None, max_total_bytes: int | None = None,
+             progress: Progress | None = None) -> ImageSet:
     """A ZIP in ImageFolder layout: ``class_name/image.png`` (an optional single top folder is
     allowed); images at the top level are kept unlabelled."""
     members, skipped = safe_zip_members(data, max_members, max_total_bytes)
@@ -260,7 +335,7 @@ def from_zip(data: bytes | Path, max_members: int = MAX_MEMBERS,
     index = {c: i for i, c in enumerate(class_names)}
     labels = [index[f] if f is not None else -1 for f in folders] if class_names else None
     named = [("/".join(p), b) for p, (_, b) in zip(parts, images)]
-    return _from_blobs(named, labels, class_names or None, {"kind": "zip"}, skipped)
+    return _from_blobs(named, labels, class_names or None, {"kind": "zip"}, skipped, progress)
 
 
 def parse_label_csv(data: bytes | str) -> dict[str, str | None]:
@@ -290,7 +365,7 @@ def parse_label_csv(data: bytes | str) -> dict[str, str | None]:
 
 
 def from_files(files: Sequence[tuple[str, bytes]], labels_csv: bytes | str | None = None,
-               class_names: Sequence[str] | None = None) -> ImageSet:
+               class_names: Sequence[str] | None = None, progress: Progress | None = None) -> ImageSet:
     """Uploaded images, optionally with a CSV of ``image,label``; rows naming no uploaded image
     and images missing from the CSV are reported."""
     skipped: list[Skipped] = []
@@ -315,29 +390,39 @@ def from_files(files: Sequence[tuple[str, bytes]], labels_csv: bytes | str | Non
             raise DataError(f"labels CSV: label(s) {unknown[:5]} are not among the classes {list(names or ())}")
         if names:
             labels = [index[table[n]] if table[n] else -1 for n, _ in named]
-    return _from_blobs(named, labels, names, {"kind": "upload"}, skipped)
+    return _from_blobs(named, labels, names, {"kind": "upload"}, skipped, progress)
 
 
-def from_folder(path: str | Path, max_members: int = MAX_MEMBERS) -> ImageSet:
-    """A local folder in ImageFolder layout (class sub-folders) or a flat folder of images."""
+def from_folder(path: str | Path, max_members: int | None = None, progress: Progress | None = None) -> ImageSet:
+    """A local folder in ImageFolder layout (class sub-folders) or a flat folder of images; file
+    counts and sizes are checked from the directory listing before any file is read."""
+    budget = Budget.current()
+    max_members = max_members or budget.max_images
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    if len(files) > max_members:
-        raise DataError(f"{root}: {len(files)} files; at most {max_members} are allowed")
+    files = []
+    for p in root.rglob("*"):
+        if p.is_file() and not p.is_symlink() and not any(part.startswith(".") for part in p.relative_to(root).parts):
+            files.append(p)
+            if len(files) > max_members:
+                raise LimitError(f"{root}: more than {max_members:,} files ({hint('max_images')})")
+    files.sort()
     skipped = [Skipped(str(p.relative_to(root)), "not an image file") for p in files
                if p.suffix.lower() not in IMAGE_SUFFIXES]
     files = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    sizes = {p: p.stat().st_size for p in files}
+    for p in [p for p in files if sizes[p] > budget.max_file_bytes]:
+        skipped.append(Skipped(str(p.relative_to(root)), over_file_limit(sizes[p], budget)))
+    files = [p for p in files if sizes[p] <= budget.max_file_bytes]
+    budget.check("max_total_bytes", sum(sizes[p] for p in files), f"{root}: its images together")
     rel = [p.relative_to(root) for p in files]
     class_names = tuple(sorted({r.parts[0] for r in rel if len(r.parts) >= 2}))
     index = {c: i for i, c in enumerate(class_names)}
     labels = [index[r.parts[0]] if len(r.parts) >= 2 else -1 for r in rel] if class_names else None
     named = [(r.as_posix(), p.read_bytes()) for r, p in zip(rel, files)]
-    image_set = _from_blobs(named, labels, class_names or None, {"kind": "folder", "path": str(root)},
-                            skipped)
-    return image_set
+    return _from_blobs(named, labels, class_names or None, {"kind": "folder", "path": str(root)}, skipped,
+                       progress)
 
 
 def from_hf_dataset(name: str, split: str = "train", image_column: str = "image",

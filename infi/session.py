@@ -89,26 +89,41 @@ class Session:
         """A session rebuilt from saved state (``infi.bundle`` reads the file, this puts it
         together); checks that the parts fit each other before anything is set."""
         n, K = concepts.X.shape
-        if P.shape != (n, len(class_names)):
-            raise InputError(f"teacher outputs of shape {P.shape} for {n} images and "
-                             f"{len(class_names)} classes")
+        C = len(class_names)
+        if P.shape != (n, C):
+            raise InputError(f"teacher outputs of shape {P.shape} for {n} images and {C} classes")
+        check_probabilities(P, n, C, "the saved teacher outputs")
+        _finite("concept scores", concepts.X)
+        for name, e in eval_sets.items():
+            if e.concepts is None or e.P is None or e.concepts.X.shape != (len(e.images), K):
+                raise InputError(f"evaluation set {name!r}: scores do not fit {len(e.images)} images and {K} concepts")
+            check_probabilities(e.P, len(e.images), C, f"the saved teacher outputs on {name!r}")
+            _finite(f"concept scores of {name!r}", e.concepts.X)
         if dataset is not None and len(dataset) != n:
             raise InputError(f"the dataset has {len(dataset)} images for {n} rows")
         if dataset is None and dataset_ref and dataset_ref.get("ids") is not None \
                 and len(dataset_ref["ids"]) != n:
             raise InputError(f"the dataset lists {len(dataset_ref['ids'])} ids for {n} rows")
-        if labels is not None and len(labels) != n:
-            raise InputError(f"{len(labels)} labels for {n} rows")
+        if labels is not None and (labels.shape != (n,) or labels.dtype.kind not in "iu"
+                                   or (len(labels) and (labels.min() < -1 or labels.max() >= C))):
+            raise InputError(f"labels: expected {n} class indices in [-1, {C}), got {labels.dtype} {labels.shape}")
         if student is not None:
             if split is None or bounds is None:
                 raise InputError("a student needs its train/validation split and bounds")
-            if student.coef_.shape[1:] != (K, len(class_names)):
-                raise InputError(f"student weights {student.coef_.shape} do not fit {K} concepts and "
-                                 f"{len(class_names)} classes")
+            _check_student(student, n, K, C)
             if bounds[0].shape != student.coef_.shape or bounds[1].shape != student.coef_.shape:
                 raise InputError("the bounds do not have the student's shape")
-            if any(len(i) and (i.min() < 0 or i.max() >= n) for i in split):
-                raise InputError("the train/validation split points outside the rows")
+            if np.isnan(bounds[0]).any() or np.isnan(bounds[1]).any() or (bounds[0] > bounds[1]).any():
+                raise InputError("the bounds hold NaN or a lower bound above its upper bound")
+            for name, idx in zip(("train", "validation"), split):
+                if idx.ndim != 1 or idx.dtype.kind not in "iu" or (len(idx) and (idx.min() < 0 or idx.max() >= n)):
+                    raise InputError(f"the {name} split must list row numbers in [0, {n}); got {idx.dtype} "
+                                     f"{idx.shape}")
+            for i, step in enumerate(provenance.steps):
+                shapes = (step.coef.shape, step.lower.shape, step.upper.shape, step.intercept.shape)
+                if shapes != (student.coef_.shape,) * 3 + (student.intercept_.shape,):
+                    raise InputError(f"provenance step {i} holds weights of another shape than the student")
+                _finite(f"provenance step {i}", step.coef)
         s = cls(cache=cache or ArrayCache(), seed=int(seed))
         s.dataset, s.dataset_ref = dataset, (None if dataset is not None else dataset_ref)
         s.eval_sets = dict(eval_sets)
@@ -201,7 +216,7 @@ class Session:
         names = tuple(teacher.class_names)
         labels = self.labels_for(data, names)
         P = check_probabilities(teacher.predict_proba(data, progress), len(data), len(names), teacher.name)
-        evals, self.teacher_notes = {}, []
+        evals, self.teacher_notes = {}, list(getattr(teacher, "notes", []))
         for name, e in self.eval_sets.items():
             self.labels_for(e.images, names)
             if not getattr(teacher, "runs_on_any_images", True):
@@ -510,3 +525,26 @@ class Session:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _finite(what: str, values: np.ndarray) -> None:
+    if not np.isfinite(values).all():
+        raise InputError(f"{what}: hold NaN or inf")
+
+
+def _check_student(student: ConceptStudent, n: int, K: int, C: int) -> None:
+    """Every saved array of a student against the session's sizes: a student of another width
+    once loaded and then failed inside a page."""
+    M = student.coef_.shape[0] if student.coef_.ndim == 3 else -1
+    expected = {"coef_": (M, K, C), "intercept_": (M, C), "mean_": (K,), "scale_": (K,)}
+    for name, shape in expected.items():
+        value = getattr(student, name)
+        if value.shape != shape or M < 1:
+            raise InputError(f"student {name.strip('_')}: shape {value.shape} does not fit {K} concepts and "
+                             f"{C} classes")
+        _finite(f"student {name.strip('_')}", value)
+    if (student.scale_ <= 0).any():
+        raise InputError("student scale: must be positive")
+    rows = student._fit_rows_
+    if rows.ndim != 1 or rows.dtype.kind not in "iu" or (len(rows) and (rows.min() < 0 or rows.max() >= n)):
+        raise InputError(f"student fit rows: must be row numbers in [0, {n})")

@@ -23,6 +23,7 @@ import torch
 from infi.data import ImageSet
 from infi.errors import MissingFileError, ModelLoadError, TeacherError
 from infi.hub import failure_detail, is_local
+from infi.limits import Budget
 
 Progress = Callable[[int, int], None]
 TORCHSCRIPT_WARNING = ("A TorchScript file is a program: loading it runs its code with your "
@@ -74,6 +75,7 @@ class PredictionsTeacher:
     kind: str = "auto"
     name: str = "predictions file"
     runs_on_any_images: bool = False  # outputs exist for the dataset's images only
+    notes: list[str] = field(default_factory=list)  # what was decided on the person's behalf
 
     def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray:
         if self.matrix is not None:
@@ -102,6 +104,11 @@ class PredictionsTeacher:
         kind = self.kind
         if kind == "auto":
             kind = "probabilities" if ((values >= 0) & (values <= 1)).all() else "logits"
+            if kind == "logits":
+                self.notes = [f"{self.name} holds values outside [0, 1] (from {values.min():.3g} to "
+                              f"{values.max():.3g}), so they were read as logits and turned into "
+                              "probabilities with softmax; choose 'probabilities' to have such values "
+                              "refused instead"]
         if kind == "logits":
             P = softmax(values)
         else:
@@ -118,54 +125,125 @@ class PredictionsTeacher:
 
 
 def load_predictions(data: bytes | str | Path, filename: str, class_names: Sequence[str] | None = None,
-                     kind: str = "auto", expected_classes: int | None = None) -> PredictionsTeacher:
+                     kind: str = "auto", expected_classes: int | None = None,
+                     budget: Budget | None = None) -> PredictionsTeacher:
     """Parse a predictions file by its extension (.csv, .parquet, .npy): ``data`` is a path, the
-    file's bytes, or CSV text."""
+    file's bytes, or CSV text. Sizes are checked against the budget from the file's header or
+    metadata before anything is parsed."""
+    budget = budget or Budget.current()
     if kind not in ("auto", "probabilities", "logits"):
         raise TeacherError(f"kind: choose 'auto', 'probabilities' or 'logits', got {kind!r}")
     if isinstance(data, Path) and not data.is_file():
         raise MissingFileError(f"{filename}: no file at {data}")
-    raw = Path(data).read_bytes() if isinstance(data, (str, Path)) and Path(str(data)).is_file() else data
-    if isinstance(raw, str):
-        raw = raw.encode()
+    if isinstance(data, (str, Path)) and Path(str(data)).is_file():
+        budget.check("max_prediction_bytes", Path(data).stat().st_size, f"{filename}: its size")
+        raw = Path(data).read_bytes()
+    else:
+        raw = data.encode() if isinstance(data, str) else data
+    budget.check("max_prediction_bytes", len(raw), f"{filename}: its size")
     suffix = Path(filename).suffix.lower()
     if suffix == ".npy":
-        try:
-            matrix = np.load(io.BytesIO(raw), allow_pickle=False)
-        except (ValueError, OSError) as err:
-            raise TeacherError(f"{filename}: not a plain numeric NPY array ({err})") from err
-        if matrix.ndim != 2 or matrix.dtype.kind not in "fiu":
-            raise TeacherError(f"{filename}: expected a numeric [N, C] array, got {matrix.dtype} {matrix.shape}")
+        matrix = _read_npy(raw, filename, budget)
         names = tuple(class_names) if class_names else tuple(f"class_{i}" for i in range(matrix.shape[1]))
         if len(names) != matrix.shape[1]:
             raise TeacherError(f"{filename}: {matrix.shape[1]} columns but {len(names)} class names")
         teacher = PredictionsTeacher(None, matrix.astype(np.float64), names, kind, filename)
     elif suffix in (".csv", ".parquet"):
-        try:
-            table = pd.read_csv(io.BytesIO(raw)) if suffix == ".csv" else pd.read_parquet(io.BytesIO(raw))
-        except Exception as err:  # pandas raises many types for malformed files
-            raise TeacherError(f"{filename}: could not be read as {suffix[1:].upper()} ({err})") from err
-        id_col = next((c for c in table.columns if str(c).strip().lower() in ("id", "image")), None)
-        if id_col is None:
-            raise TeacherError(f"{filename}: needs an 'id' (or 'image') column; found {list(table.columns)}")
-        if table[id_col].duplicated().any():
-            dup = table[id_col][table[id_col].duplicated()].astype(str).tolist()[:5]
-            raise TeacherError(f"{filename}: ids listed more than once: {dup}")
-        table = table.set_index(table[id_col].astype(str)).drop(columns=[id_col])
-        non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
-        if non_numeric:
-            raise TeacherError(f"{filename}: class columns must be numbers; not numeric: {non_numeric[:5]}")
-        names = tuple(str(c) for c in table.columns)
-        if class_names is not None and tuple(class_names) != names:
-            raise TeacherError(f"{filename}: class columns {list(names)} differ from the classes "
-                             f"{list(class_names)}")
-        teacher = PredictionsTeacher(table, None, names, kind, filename)
+        table = _read_csv(raw, filename, budget) if suffix == ".csv" else _read_parquet(raw, filename, budget)
+        teacher = PredictionsTeacher(_id_indexed(table, filename, class_names), None, (), kind, filename)
+        teacher.class_names = tuple(str(c) for c in teacher.table.columns)
     else:
         raise TeacherError(f"{filename}: predictions must be .csv, .parquet or .npy")
     if expected_classes is not None and len(teacher.class_names) != expected_classes:
         raise TeacherError(f"{filename}: {len(teacher.class_names)} classes, but the dataset has "
                          f"{expected_classes}")
     return teacher
+
+
+def _read_npy(raw: bytes, filename: str, budget: Budget) -> np.ndarray:
+    """An NPY array, its header checked first: numeric, two-dimensional, within the budget, and no
+    larger than the bytes that follow it (a 200-byte file once claimed a terabyte)."""
+    fh = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(fh)
+        shape, fortran, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
+                                 else np.lib.format.read_array_header_2_0(fh))
+    except (ValueError, OSError, EOFError, SyntaxError) as err:
+        raise TeacherError(f"{filename}: not a plain numeric NPY array ({err})") from err
+    if dtype.hasobject or dtype.kind not in "fiu":
+        raise TeacherError(f"{filename}: expected numbers, got {dtype} (object arrays are pickles and "
+                           "are never loaded)")
+    if len(shape) != 2:
+        raise TeacherError(f"{filename}: expected a [N, C] array, got shape {shape}")
+    budget.check("max_prediction_rows", shape[0], f"{filename}: rows")
+    budget.check("max_prediction_columns", shape[1], f"{filename}: columns")
+    if shape[0] * shape[1] * dtype.itemsize > len(raw) - fh.tell():
+        raise TeacherError(f"{filename}: the header claims {shape} {dtype} values, more than the file holds")
+    try:
+        return np.load(io.BytesIO(raw), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise TeacherError(f"{filename}: not a plain numeric NPY array ({err})") from err
+
+
+def _text(raw: bytes, filename: str) -> str:
+    """CSV bytes as text: UTF-8 (with or without BOM) or UTF-16 with its BOM."""
+    try:
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return raw.decode("utf-16")
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise TeacherError(f"{filename}: not UTF-8 or UTF-16 text ({err.reason})") from err
+
+
+def _read_csv(raw: bytes, filename: str, budget: Budget) -> pd.DataFrame:
+    """A CSV whose header line and row count are checked before pandas parses it; the separator
+    (comma, semicolon or tab) is read from the header line."""
+    text = _text(raw, filename)
+    header = text[:budget.max_prediction_columns * 64].partition("\n")[0]
+    sep = max((",", ";", "\t"), key=header.count)
+    budget.check("max_prediction_columns", header.count(sep) + 1, f"{filename}: columns")
+    budget.check("max_prediction_rows", text.count("\n"), f"{filename}: rows")
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sep)
+    except Exception as err:  # noqa: BLE001 - pandas raises many types for malformed files
+        raise TeacherError(f"{filename}: could not be read as CSV ({type(err).__name__}: {err})") from err
+
+
+def _read_parquet(raw: bytes, filename: str, budget: Budget) -> pd.DataFrame:
+    """A Parquet file whose row and column counts (from its metadata) are checked first."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(io.BytesIO(raw)).metadata
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for malformed files
+        raise TeacherError(f"{filename}: could not be read as Parquet ({type(err).__name__}: {err})") from err
+    budget.check("max_prediction_rows", meta.num_rows, f"{filename}: rows")
+    budget.check("max_prediction_columns", meta.num_columns, f"{filename}: columns")
+    try:
+        return pd.read_parquet(io.BytesIO(raw))
+    except Exception as err:  # noqa: BLE001
+        raise TeacherError(f"{filename}: could not be read as Parquet ({type(err).__name__}: {err})") from err
+
+
+def _id_indexed(table: pd.DataFrame, filename: str, class_names: Sequence[str] | None) -> pd.DataFrame:
+    """The table indexed by its id column, every other column a number (one per class)."""
+    id_col = next((c for c in table.columns if str(c).strip().lower() in ("id", "image")), None)
+    if id_col is None:
+        raise TeacherError(f"{filename}: needs an 'id' (or 'image') column; found {list(table.columns)[:10]}")
+    if table[id_col].duplicated().any():
+        dup = table[id_col][table[id_col].duplicated()].astype(str).tolist()[:5]
+        raise TeacherError(f"{filename}: ids listed more than once: {dup}")
+    table = table.set_index(table[id_col].astype(str)).drop(columns=[id_col])
+    non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+    if non_numeric:
+        raise TeacherError(f"{filename}: class columns must be numbers; not numeric: {non_numeric[:5]}")
+    if table.shape[1] == 0:
+        raise TeacherError(f"{filename}: no class columns beside the id column")
+    names = tuple(str(c) for c in table.columns)
+    if class_names is not None and tuple(class_names) != names:
+        raise TeacherError(f"{filename}: class columns {list(names)} differ from the classes "
+                           f"{list(class_names)}")
+    return table
 
 
 # --- models -----------------------------------------------------------------------------------

@@ -59,8 +59,45 @@ def test_parquet_and_npy(images):
 def test_pickled_npy_is_refused(images):
     buf = io.BytesIO()
     np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match="plain numeric"):
+    with pytest.raises(ValueError, match="object arrays are pickles and are never loaded"):
         load_predictions(buf.getvalue(), "evil.npy")
+
+
+def test_prediction_files_are_sized_from_their_headers_before_parsing(images):
+    """A 200-byte NPY claiming a huge shape, a CSV of too many columns and a tiny Parquet of many
+    rows once took gigabytes; each is refused from its header or metadata now."""
+    from infi.errors import LimitError, TeacherError
+    from infi.limits import Budget
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (10**9, 10**3)})
+    liar = header.getvalue()  # the header alone: magic, shape and dtype, no data
+    assert liar.startswith(b"\x93NUMPY") and len(liar) < 200
+    with pytest.raises(LimitError, match="rows: 1,000,000,000 is over the limit"):
+        load_predictions(liar, "liar.npy")
+    small = Budget(max_prediction_rows=10**12, max_prediction_columns=10**6)
+    with pytest.raises(TeacherError, match="more than the file holds"):
+        load_predictions(liar, "liar.npy", budget=small)
+    wide = ("id," + ",".join(f"c{i}" for i in range(50)) + "\n").encode()
+    with pytest.raises(LimitError, match="columns: 51 is over the limit of 20"):
+        load_predictions(wide, "wide.csv", budget=Budget(max_prediction_columns=20))
+    import pandas as pd
+
+    buf = io.BytesIO()
+    pd.DataFrame({"id": [f"x{i}" for i in range(100)], "a": 0.5, "b": 0.5}).to_parquet(buf)
+    with pytest.raises(LimitError, match="rows: 100 is over the limit of 99"):
+        load_predictions(buf.getvalue(), "long.parquet", budget=Budget(max_prediction_rows=99))
+
+
+def test_semicolons_utf16_and_negative_scores_are_read_and_said(images):
+    ids = images.ids
+    rows = "\n".join(f"{i};{-1.5};{2.0}" for i in ids)
+    text = f"id;a;b\n{rows}\n"
+    teacher = load_predictions(text.encode("utf-16"), "scores.csv")
+    P = teacher.predict_proba(images)
+    assert P.shape == (len(ids), 2) and np.allclose(P.sum(1), 1)
+    assert "read as logits" in teacher.notes[0] and "from -1.5 to 2" in teacher.notes[0]
 
 
 @pytest.mark.parametrize("mutate, message", [

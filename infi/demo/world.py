@@ -18,6 +18,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from infi.data import ImageSet, from_arrays
+from infi.limits import Budget
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "hexagon")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -114,6 +115,7 @@ def validate_parameters(n: int, split: str, p: float, image_size: int) -> None:
     """Raise a ValueError naming the first bad generator parameter."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
         raise ValueError(f"n: the number of images must be a positive integer, got {n!r}")
+    Budget.current().check("max_world_images", n, "Shapes World: the number of images")
     if split not in SPLITS:
         raise ValueError(f"split: unknown split {split!r}; choose from {list(SPLITS)}")
     if not isinstance(p, (int, float)) or not math.isfinite(p) or not 0.0 <= p <= 1.0:
