@@ -14,7 +14,8 @@ from infi.ui.sidebar import render_sidebar
 HERE = Path(__file__).resolve().parent  # pages by absolute path: deploy/streamlit_app.py runs this too
 logging.basicConfig(level=logging.INFO)
 register_demo()  # also when running from a checkout that was never pip-installed
-st.set_page_config(page_title="Infi", page_icon=":material/hub:", layout="wide")
+FAVICON = HERE / "infi/ui/assets/favicon.png"  # bundled: a :material: icon is fetched from a font host
+st.set_page_config(page_title="Infi", page_icon=str(FAVICON), layout="wide")
 pages = [
     st.Page(HERE / "pages/data.py", title="Data & teacher", icon=":material/folder_open:", default=True),
     st.Page(HERE / "pages/concepts.py", title="Concepts", icon=":material/label:"),

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from importlib import resources
 
 from infi import registry
-from infi.errors import CorpusError
+from infi.errors import CorpusError, LimitError
+from infi.limits import Budget
 
-MAX_CONCEPT_CHARS = 80
-MAX_CONCEPTS = 5000
+MAX_CONCEPT_CHARS = 80  # a prompt is a short phrase; the budget's max_concept_chars caps it further
+MAX_FILE_BYTES = 8 * 1024**2  # a concept list file
 DEFAULT_TEMPLATES: tuple[str, ...] = ("{}", "a photo of {}", "an image with {}")
 _DATA = "infi.data_files"
 
@@ -64,8 +65,11 @@ class Corpus:
                    str(d.get("name", "custom")))
 
 
-def clean_concepts(raw: Iterable[str]) -> list[str]:
-    """Trim, lower-case and de-duplicate names (first occurrence wins); reject absurd entries."""
+def clean_concepts(raw: Iterable[str], budget: Budget | None = None) -> list[str]:
+    """Trim, lower-case and de-duplicate names (first occurrence wins); reject absurd entries and
+    lists over the budget's concept count (a list file is at most ``MAX_FILE_BYTES``)."""
+    budget = budget or Budget.current()
+    max_chars = min(MAX_CONCEPT_CHARS, budget.max_concept_chars)
     out: list[str] = []
     seen: set[str] = set()
     for i, item in enumerate(raw):
@@ -74,9 +78,9 @@ def clean_concepts(raw: Iterable[str]) -> list[str]:
         name = " ".join(item.strip().lower().split())
         if not name:
             continue
-        if len(name) > MAX_CONCEPT_CHARS:
+        if len(name) > max_chars:
             raise CorpusError(f"concepts: entry {i + 1} is {len(name)} characters long "
-                             f"(at most {MAX_CONCEPT_CHARS}): {name[:40]!r}…")
+                             f"(at most {max_chars}): {name[:40]!r}…")
         if any(ord(ch) < 32 for ch in name):
             raise CorpusError(f"concepts: entry {i + 1} contains control characters")
         if name not in seen:
@@ -84,8 +88,7 @@ def clean_concepts(raw: Iterable[str]) -> list[str]:
             out.append(name)
     if not out:
         raise CorpusError("concepts: the list is empty after trimming blank lines")
-    if len(out) > MAX_CONCEPTS:
-        raise CorpusError(f"concepts: {len(out)} concepts is more than the {MAX_CONCEPTS} allowed")
+    budget.check("max_concepts", len(out), "concepts: the number of distinct concepts")
     return out
 
 
@@ -126,11 +129,14 @@ def preset_names() -> list[str]:
 def parse_concept_file(data: bytes | str, filename: str = "concepts.txt") -> Corpus:
     """A user list: plain text (one concept per line) or CSV with a 'concept' column and an
     optional 'category' column."""
+    if len(data) > MAX_FILE_BYTES:
+        raise LimitError(f"{filename}: {len(data) / 1024**2:,.1f} MB is more than a concept list needs "
+                         f"(at most {MAX_FILE_BYTES // 1024**2} MB)")
     if isinstance(data, bytes):
         try:
-            data = data.decode("utf-8-sig")
+            data = data.decode("utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig")
         except UnicodeDecodeError as err:
-            raise CorpusError(f"{filename}: not UTF-8 text ({err.reason})") from err
+            raise CorpusError(f"{filename}: not UTF-8 or UTF-16 text ({err.reason})") from err
     if filename.lower().endswith(".csv"):
         reader = csv.DictReader(io.StringIO(data))
         fields = [f.strip().lower() for f in (reader.fieldnames or [])]

@@ -14,6 +14,7 @@ import contextlib
 import csv
 import hashlib
 import io
+import re
 import stat
 import warnings
 import zipfile
@@ -30,6 +31,7 @@ from infi.errors import DataError, InfiError, InputError, LimitError
 from infi.limits import MB, Budget, hint
 
 Progress = Callable[[int, int], None]
+DRIVE = re.compile(r"^[A-Za-z]:")  # a Windows drive in an archive member's path: refused
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
 
@@ -266,7 +268,7 @@ def safe_zip_members(data: bytes | Path, max_members: int | None = None, max_tot
         for info in infos:
             name = info.filename.replace("\\", "/")
             path = PurePosixPath(name)
-            if name.startswith("/") or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
+            if name.startswith("/") or path.is_absolute() or ".." in path.parts or DRIVE.match(path.parts[0]):
                 raise DataError(f"Refused archive: member {name!r} points outside the archive")
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
@@ -370,6 +372,9 @@ def from_files(files: Sequence[tuple[str, bytes]], labels_csv: bytes | str | Non
     and images missing from the CSV are reported."""
     skipped: list[Skipped] = []
     named = list(files)
+    budget = Budget.current()
+    budget.check("max_images", len(named), "the number of images")
+    budget.check("max_total_bytes", sum(len(b) for _, b in named), "the images together")
     labels = None
     names = tuple(class_names) if class_names else None
     if labels_csv is not None:

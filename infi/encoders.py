@@ -8,8 +8,12 @@ projection.
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,7 +23,7 @@ from PIL import Image
 from infi import registry
 from infi.device import pick_device
 from infi.errors import ModelLoadError
-from infi.hub import failure_detail, is_local
+from infi.hub import failure_detail, is_local, load_pretrained
 
 DEFAULT_ENCODER = "demo"  # a registered name: the bundled encoder, which works offline
 Progress = Callable[[int, int], None]
@@ -96,16 +100,14 @@ class ClipEncoder:
         if name_or_path in registry.ENCODERS:  # a bundled encoder, registered by a plug-in
             model, processor = registry.ENCODERS.get(name_or_path)()
             return cls(model, processor, name_or_path, device)
-        local = is_local(name_or_path)
+        advice = ("If this machine is offline, use the bundled demo encoder ('demo') or a local folder holding "
+                  "a CLIP checkpoint saved with save_pretrained.")
+        model = load_pretrained(CLIPModel, name_or_path, "the CLIP checkpoint", advice)
         try:
-            model = CLIPModel.from_pretrained(name_or_path, local_files_only=local)
-            processor = CLIPProcessor.from_pretrained(name_or_path, local_files_only=local)
+            processor = CLIPProcessor.from_pretrained(name_or_path, local_files_only=is_local(name_or_path))
         except (OSError, ValueError) as err:  # ValueError: a folder that is not a CLIP checkpoint
-            raise ModelLoadError(
-                f"Could not load the CLIP checkpoint {name_or_path!r}: {failure_detail(err)}. If this machine is "
-                "offline, use the bundled demo encoder ('demo') or a local folder holding a CLIP "
-                "checkpoint saved with save_pretrained."
-            ) from err
+            raise ModelLoadError(f"Could not load the CLIP checkpoint {name_or_path!r}: {failure_detail(err)}. "
+                                 f"{advice}") from err
         return cls(model, processor, str(name_or_path), device)
 
     def pixel_values(self, images: Sequence[Image.Image] | np.ndarray) -> torch.Tensor:
@@ -159,12 +161,38 @@ class ClipEncoder:
         return int(self.model.config.projection_dim)
 
 
-_SHARED: dict[str, ClipEncoder] = {}
+SHARED_MAX = int(os.environ.get("INFI_ENCODER_CACHE", "3"))  # encoders kept loaded at once
+_SHARED: OrderedDict[str, ClipEncoder] = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+
+
+def normalize_reference(name_or_path: str) -> str:
+    """One spelling per model: a registered name or hub id as given, a local folder as its
+    resolved absolute path (six spellings of one folder once loaded six copies)."""
+    reference = str(name_or_path).strip()
+    if reference in registry.ENCODERS:
+        return reference
+    folder = Path(reference).expanduser()
+    return str(folder.resolve()) if folder.is_dir() else reference
+
+
+def is_loaded(name_or_path: str) -> bool:
+    return normalize_reference(name_or_path) in _SHARED
 
 
 def shared_encoder(name_or_path: str) -> ClipEncoder:
     """Encoders are read-only models: each is loaded once per process and shared by every
-    session (the app's ``st.cache_resource`` wraps this same function)."""
-    if name_or_path not in _SHARED:
-        _SHARED[name_or_path] = ClipEncoder.load(name_or_path)
-    return _SHARED[name_or_path]
+    session. This is the process's one model cache: bounded (least recently used goes first,
+    ``INFI_ENCODER_CACHE`` entries) and keyed by the normalized reference."""
+    key = normalize_reference(name_or_path)
+    with _SHARED_LOCK:
+        if key in _SHARED:
+            _SHARED.move_to_end(key)
+            return _SHARED[key]
+    encoder = ClipEncoder.load(key)
+    with _SHARED_LOCK:
+        _SHARED[key] = encoder
+        _SHARED.move_to_end(key)
+        while len(_SHARED) > max(1, SHARED_MAX):
+            _SHARED.popitem(last=False)
+    return encoder

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from infi.errors import MissingFileError
+from infi.errors import InfiError, MissingFileError, ModelLoadError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -38,3 +38,28 @@ def is_local(reference: str) -> bool:
 def failure_detail(err: Exception) -> str:
     """transformers' message without its closing period, to continue in a sentence."""
     return str(err).strip().rstrip(".")
+
+
+def load_pretrained(loader, reference: str, what: str, advice: str):
+    """``loader.from_pretrained`` for a person's model, refusing what would be unsafe or silently
+    wrong: only safetensors weights (a pickled ``pytorch_model.bin`` is never loaded), and a
+    checkpoint whose weights leave parameters missing or unused is an error, not a randomly
+    initialised model. Every failure is a ``ModelLoadError`` naming ``what`` and ``advice``."""
+    local = is_local(reference)
+    try:
+        model, info = loader.from_pretrained(reference, local_files_only=local, use_safetensors=True,
+                                             output_loading_info=True)
+    except InfiError:
+        raise
+    except Exception as err:  # noqa: BLE001 - OSError, ValueError, SafetensorError, HeaderTooLarge…
+        detail = failure_detail(err)
+        if local and any(Path(reference).expanduser().glob("*.bin")):
+            detail += "; only safetensors weights are read (pickled .bin files are never loaded)"
+        raise ModelLoadError(f"Could not load {what} {reference!r}: {type(err).__name__}: {detail}. {advice}") from err
+    problems = {k: v for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if (v := info.get(k))}
+    if problems:
+        listed = "; ".join(f"{len(v)} {k.replace('_', ' ')} (e.g. {sorted(map(str, v))[0]})"
+                           for k, v in problems.items())
+        raise ModelLoadError(f"Could not load {what} {reference!r}: its weights do not match the model ({listed}), "
+                             f"so it would run with random weights. {advice}")
+    return model

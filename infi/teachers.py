@@ -22,7 +22,7 @@ import torch
 
 from infi.data import ImageSet
 from infi.errors import MissingFileError, ModelLoadError, TeacherError
-from infi.hub import failure_detail, is_local
+from infi.hub import failure_detail, is_local, load_pretrained
 from infi.limits import Budget
 
 Progress = Callable[[int, int], None]
@@ -343,14 +343,14 @@ class HFClassifierTeacher:
     def __post_init__(self) -> None:
         from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-        local = is_local(self.model_id)
+        advice = "Offline, give a local folder saved with save_pretrained, or use a predictions file."
+        self._model = load_pretrained(AutoModelForImageClassification, self.model_id, "the classifier", advice)
         try:
-            self._model = AutoModelForImageClassification.from_pretrained(self.model_id, local_files_only=local)
+            local = is_local(self.model_id)
             self._processor = AutoImageProcessor.from_pretrained(self.model_id, local_files_only=local)
-        except (OSError, ValueError) as err:  # ValueError: a folder that is not a model
+        except (OSError, ValueError) as err:
             raise ModelLoadError(f"Could not load the classifier {self.model_id!r}: {failure_detail(err)}. "
-                          "Offline, give a "
-                          "local folder saved with save_pretrained, or use a predictions file.") from err
+                                 f"{advice}") from err
         self._model.eval()
         id2label = self._model.config.id2label
         self.class_names = tuple(str(id2label[i]) for i in range(len(id2label)))

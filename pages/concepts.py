@@ -12,6 +12,7 @@ from infi.ui.concepts_view import (
     image_inspector,
     top_images,
 )
+from infi.ui.markdown import escape
 from infi.ui.replacing import open_question
 
 st.title("Concepts")
@@ -29,7 +30,7 @@ if not detached:
 if session.concepts is None:
     st.info("Next: press **Extract concepts** to score every image on every concept.")
     st.stop()
-st.caption(f"Encoder: {session.encoder_id} · regions: {session.concepts.mode} · "
+st.caption(f"Encoder: {escape(session.encoder_id)} · regions: {session.concepts.mode} · "
            f"{session.concepts.X.shape[1]} concepts × {session.concepts.X.shape[0]} images")
 concept_table(session)
 heatmap(session)

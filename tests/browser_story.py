@@ -81,6 +81,8 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        outside: list[str] = []  # nothing but an explicit hub id may use the network
+        page.on("request", lambda r: None if r.url.startswith((url, "data:", "blob:")) else outside.append(r.url))
         page.goto(url)
         settle(page)
         expect(page.get_by_role("heading", name="Data & teacher")).to_be_visible()
@@ -152,6 +154,7 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
         assert [a["kind"] for a in steps[1].actions] == ["remove", "remove"]  # exactly what was chosen
         assert [a["kind"] for a in steps[2].actions] == ["lock"]  # no stale choice came along
         assert {a["group"] for a in steps[4].actions} == {"background"} and len(steps[4].actions) == 6
+        assert outside == [], f"requests left this machine: {outside[:5]}"
         browser.close()
 
 

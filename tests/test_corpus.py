@@ -53,11 +53,17 @@ def test_csv_list_with_categories():
 @pytest.mark.parametrize("data, message", [
     (b"\n \n", "empty"),
     (("x" * (MAX_CONCEPT_CHARS + 1)).encode(), "characters long"),
-    (b"\xff\xfe\x00bad", "UTF-8"),
+    (b"\xc3\x28bad", "UTF-8"),
+    ("\n".join(f"concept {i}" for i in range(6000)).encode(), "6,000 is over the limit of 5,000"),
+    (b"x\n" * (5 * 1024**2), "more than a concept list needs"),
 ])
 def test_bad_lists_are_clear_errors(data, message):
     with pytest.raises(ValueError, match=message):
         parse_concept_file(data, "list.txt")
+
+
+def test_utf16_lists_are_read():
+    assert parse_concept_file("fur\nstripes\n".encode("utf-16"), "list.txt").concepts == ("fur", "stripes")
 
 
 def test_edited_rows_keep_known_categories_and_new_ones_are_custom():

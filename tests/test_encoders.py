@@ -89,3 +89,25 @@ def test_existing_folder_without_a_checkpoint_says_what_is_missing(tmp_path):
 
 def test_device_and_dtype_default_to_cpu_float32(tiny):
     assert tiny.device.type == "cpu" and tiny.dtype == torch.float32
+
+
+def test_the_shared_encoder_cache_is_bounded_and_keyed_by_one_spelling(tiny_clip_dir, tmp_path, monkeypatch):
+    """Six spellings of one folder once loaded six copies, and nothing was ever evicted."""
+    import shutil
+
+    from infi import encoders
+
+    monkeypatch.setattr(encoders, "_SHARED", encoders.OrderedDict())
+    monkeypatch.setattr(encoders, "SHARED_MAX", 2)
+    monkeypatch.chdir(tiny_clip_dir.parent)
+    name = tiny_clip_dir.name
+    spellings = [str(tiny_clip_dir), f"{tiny_clip_dir}/", name, f"./{name}", f"{name}/../{name}", f" {name} "]
+    first = encoders.shared_encoder(spellings[0])
+    assert all(encoders.shared_encoder(s) is first for s in spellings)
+    assert len(encoders._SHARED) == 1
+    copies = []
+    for i in range(2):
+        copies.append(tmp_path / f"copy{i}")
+        shutil.copytree(tiny_clip_dir, copies[-1])
+        encoders.shared_encoder(str(copies[-1]))
+    assert len(encoders._SHARED) == 2 and not encoders.is_loaded(str(tiny_clip_dir))  # least recent went

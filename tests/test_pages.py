@@ -233,7 +233,7 @@ def test_hosted_deployments_hide_the_local_folder_source(monkeypatch):
     assert "Local folder" in at.radio(key=state.DATA_SOURCE).options
 
 
-def test_hosted_deployments_refuse_server_folders_as_models(monkeypatch):
+def test_hosted_deployments_refuse_server_folders_as_models(monkeypatch, tmp_path):
     monkeypatch.setenv("INFI_HOSTED", "1")
     at = load_world(new_app(), 60)
     at.radio(key=state.TEACHER_KIND).set_value("Transformers checkpoint").run()
@@ -241,6 +241,12 @@ def test_hosted_deployments_refuse_server_folders_as_models(monkeypatch):
     at.button(key=state.BTN_TEACHER).click().run()
     assert_clean(at)
     assert any("'tests': local folders are disabled" in plain(e.value) for e in at.error), [e.value for e in at.error]
+    # "demo" names the bundled encoder, never a folder of that name as a classifier.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    at.text_input(key=state.HF_MODEL_ID).set_value("demo").run()
+    at.button(key=state.BTN_TEACHER).click().run()
+    assert any("'demo': local folders are disabled" in plain(e.value) for e in at.error), [e.value for e in at.error]
     at.switch_page("pages/concepts.py").run()
     at.session_state[state.ENCODER_CHOICE] = "custom"
     at.run()
@@ -562,3 +568,52 @@ def test_three_sessions_are_kept_aside_and_a_kept_one_survives_a_refresh():
     refreshed.sidebar.button(key=state.BTN_RESTORE_KEPT).click().run()
     assert len(refreshed.session_state[state.SESSION].provenance) == 2  # the tuned one, not the fresh one
     del demo_session
+
+
+EVIL_IMAGE = "![x](http://evil.example/t.png)"
+EVIL_LINK = "[re-login](http://evil.example/login)"
+
+
+def raw_markdown(at: AppTest) -> list[str]:
+    """Every text the page renders through markdown (bodies and labels)."""
+    texts = []
+    for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader", "title",
+                 "header", "expander", "toast"):
+        for element in getattr(at, kind, []):
+            texts.append(str(getattr(element, "value", "") or getattr(element, "label", "")))
+    texts += [m.label for m in at.metric]
+    return texts
+
+
+def test_names_a_person_chose_cannot_inject_markdown_on_any_page():
+    """Folder names (classes), a concept and a teacher name rendered as a remote tracking image
+    and a fake re-login link inside the app."""
+    import re
+
+    from infi.data import from_files
+    from infi.demo.plugin import demo_corpus
+    from infi.encoders import shared_encoder
+    from infi.session import Session
+    from infi.teachers import ClipZeroShotTeacher
+    from tests.helpers import png_bytes
+
+    files = [(f"{i}.png", png_bytes(value=20 * i)) for i in range(12)]
+    labels = "image,label\n" + "".join(f"{i}.png,{EVIL_IMAGE if i % 2 else EVIL_LINK}\n" for i in range(12))
+    session = Session(seed=0)
+    session.set_dataset(from_files(files, labels.encode()))
+    session.run_teacher(ClipZeroShotTeacher(shared_encoder("demo"), session.dataset.class_names, ("a {}",)))
+    session.teacher_name = EVIL_LINK
+    session.set_encoder("demo")
+    corpus = demo_corpus()
+    session.extract_concepts(corpus.with_concepts([*corpus.concepts[:5], EVIL_IMAGE]), "global")
+    session.distill(n_members=2)
+    active = re.compile(r"(?<!\\)!\[|(?<!\\)\]\(http")
+    at = new_app()
+    at.session_state[state.SESSION] = session
+    for page in ("pages/data.py", "pages/concepts.py", "pages/distill.py", "pages/finetune.py"):
+        at.switch_page(page).run()
+        assert_clean(at)
+        texts = raw_markdown(at)
+        if page == "pages/data.py":
+            assert any("evil" in t for t in texts)  # the names are shown, as text
+        assert not [t for t in texts if active.search(t)], (page, [t for t in texts if active.search(t)])

@@ -184,3 +184,57 @@ def test_zero_shot_and_demo_teachers_give_distributions(demo_encoder, images):
     assert P.shape == (6, 3) and np.allclose(P.sum(1), 1, atol=1e-5)
     demo = DemoTeacherAdapter()
     assert demo.predict_proba(images).shape == (6, 6)
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tmp_path_factory):
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    folder = tmp_path_factory.mktemp("tiny_vit")
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=37, num_labels=3, id2label={0: "a", 1: "b", 2: "c"},
+                       label2id={"a": 0, "b": 1, "c": 2})
+    ViTForImageClassification(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
+class _Canary:
+    """Unpickling this writes a file: the proof that a pickle ran."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_model_folders_refuse_pickles_broken_weights_and_weights_that_match_nothing(tiny_classifier, tmp_path):
+    import shutil
+
+    from safetensors.numpy import save_file
+
+    from infi.errors import ModelLoadError
+    from infi.teachers import HFClassifierTeacher
+
+    assert HFClassifierTeacher(str(tiny_classifier)).class_names == ("a", "b", "c")
+
+    def variant(name, weights):
+        folder = tmp_path / name
+        shutil.copytree(tiny_classifier, folder)
+        (folder / "model.safetensors").unlink()
+        weights(folder)
+        return str(folder)
+
+    canary = tmp_path / "pickle-ran"
+    pickled = variant("pickled", lambda f: torch.save({"x": _Canary(canary)}, f / "pytorch_model.bin"))
+    with pytest.raises(ModelLoadError, match="pickled .bin files are never loaded"):
+        HFClassifierTeacher(pickled)
+    assert not canary.exists()
+    broken = variant("broken", lambda f: (f / "model.safetensors").write_bytes(
+        (tiny_classifier / "model.safetensors").read_bytes()[:200]))
+    with pytest.raises(ModelLoadError, match="Could not load the classifier"):
+        HFClassifierTeacher(broken)
+    junk = variant("junk", lambda f: save_file({"junk": np.zeros(3, np.float32)}, f / "model.safetensors"))
+    with pytest.raises(ModelLoadError, match="do not match the model .* random weights"):
+        HFClassifierTeacher(junk)

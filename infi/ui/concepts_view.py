@@ -11,6 +11,7 @@ from infi.corpus import Corpus, parse_concept_file, preset, preset_names
 from infi.session import Session
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
+from infi.ui.markdown import escape
 from infi.ui.replacing import ask_or_run
 from infi.ui.resources import encoder
 
@@ -44,7 +45,7 @@ def corpus_editor(session: Session) -> Corpus | None:
     base = None
     if choice == UPLOADED:
         up = st.file_uploader("A .txt (one concept per line) or .csv (concept,category)",
-                              type=["txt", "csv"], key=state.CORPUS_UPLOAD)
+                              type=["txt", "csv"], key=state.CORPUS_UPLOAD, max_upload_size=8)
         kept = st.session_state.get(state.UPLOADED_CORPUS)
         if up is not None:
             with guarded(f"Reading {up.name}"):
@@ -52,7 +53,7 @@ def corpus_editor(session: Session) -> Corpus | None:
                 st.session_state[state.UPLOADED_CORPUS] = base.to_dict()
         elif kept is not None:
             base = Corpus.from_dict(kept)
-            st.caption(f"Using {base.name} ({len(base)} concepts), uploaded earlier; upload another "
+            st.caption(f"Using {escape(base.name)} ({len(base)} concepts), uploaded earlier; upload another "
                        "file to replace it.")
         else:
             st.info("Upload a list of concepts to continue.")
@@ -119,7 +120,7 @@ def concept_table(session: Session) -> None:
     if query:
         frame = frame[frame["concept"].str.contains(query.strip().lower(), regex=False)]
     if frame.empty:
-        st.info(f"No concept contains “{query}”.")
+        st.info(f"No concept contains “{escape(query)}”.")
     else:
         st.dataframe(frame.sort_values("mean score", ascending=False), hide_index=True, width="stretch",
                      height=260, column_config={

@@ -13,6 +13,7 @@ from infi.encoders import DEFAULT_ENCODER
 from infi.session import Session
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
+from infi.ui.markdown import escape
 from infi.ui.replacing import ask_or_run
 from infi.ui.resources import allowed_reference, encoder, registered_teacher
 
@@ -51,15 +52,16 @@ def dataset_picker(session: Session) -> None:
                 loaded = (from_world(world), extra)
     elif source == SOURCES[1]:
         up = st.file_uploader("ZIP with one folder per class (class_name/image.png)", type=["zip"],
-                              key=state.ZIP_UPLOAD)
+                              key=state.ZIP_UPLOAD, max_upload_size=state.upload_mb("max_total_bytes"))
         if up is not None and st.button("Load ZIP", type="primary", key=state.BTN_LOAD_ZIP):
             with guarded(f"Reading {up.name}", "Upload a ZIP whose folders are the class names."):
                 loaded = (data_mod.from_zip(up.getvalue()), {})
     elif source == SOURCES[2]:
         ups = st.file_uploader("Images", accept_multiple_files=True, key=state.IMAGES_UPLOAD,
-                               type=[s[1:] for s in data_mod.IMAGE_SUFFIXES])
+                               type=[s[1:] for s in data_mod.IMAGE_SUFFIXES],
+                               max_upload_size=state.upload_mb("max_file_bytes"))
         csv = st.file_uploader("CSV with columns image,label (label optional)", type=["csv"],
-                               key=state.CSV_UPLOAD)
+                               key=state.CSV_UPLOAD, max_upload_size=state.upload_mb("max_prediction_bytes"))
         if ups and st.button("Load images", type="primary", key=state.BTN_LOAD_FILES):
             with guarded("Reading the images", "Check the CSV's 'image' column names the uploaded files."):
                 files = [(u.name, u.getvalue()) for u in ups]
@@ -94,7 +96,7 @@ def detached_dataset_notice(session: Session) -> None:
     """A session loaded from a bundle of uploaded images: say what is kept and how to see them."""
     ref = session.dataset_ref
     source = (ref.get("source") or {}).get("kind", "uploaded images")
-    st.info(f"This session was loaded from a bundle. Its {len(ref['ids'])} images ({source}, content "
+    st.info(f"This session was loaded from a bundle. Its {len(ref['ids'])} images ({escape(source)}, content "
             f"hash {str(ref.get('content_hash'))[:12]}…) are referenced, not stored in it; the teacher "
             "outputs, concepts, student and provenance are all here and the other pages work. To see "
             "the images again, load the same images above: everything is kept. Loading different "
@@ -113,13 +115,13 @@ def dataset_overview(session: Session) -> None:
         with st.expander(f"{len(data.skipped)} file(s) were skipped"):
             st.dataframe([{"file": s.name, "reason": s.reason} for s in data.skipped], hide_index=True)
     for name, e in session.eval_sets.items():
-        st.caption(f"Evaluation set “{name}”: {len(e.images)} images.")
+        st.caption(f"Evaluation set “{escape(name)}”: {len(e.images)} images.")
     if data.labels is not None and data.class_names:
         st.altair_chart(charts.class_counts(data.labels, data.class_names), width="stretch")
         for c, name in enumerate(data.class_names):
             idx = np.flatnonzero(data.labels == c)[:THUMBS_PER_CLASS]
             if len(idx):
-                st.markdown(f"**{name}**")
+                st.markdown(f"**{escape(name)}**")
                 st.image([data.image(int(i)) for i in idx], width=72)
     else:
         st.image([data.image(i) for i in range(min(24, len(data)))], width=72)
@@ -141,7 +143,7 @@ def teacher_picker(session: Session) -> None:
     elif kind == TEACHERS[1]:
         up = st.file_uploader("Predictions (.csv / .parquet with an 'id' column and one column per "
                               "class, or .npy in dataset order)", type=["csv", "parquet", "npy"],
-                              key=state.PREDICTIONS_UPLOAD)
+                              key=state.PREDICTIONS_UPLOAD, max_upload_size=state.upload_mb("max_prediction_bytes"))
         values = st.radio("The values are", ("auto", "probabilities", "logits"), horizontal=True,
                           key=state.PREDICTIONS_KIND)
         if up is not None and st.button("Use these predictions", type="primary", key=state.BTN_TEACHER):
@@ -150,7 +152,8 @@ def teacher_picker(session: Session) -> None:
                                              filename=up.name, kind=values)
     elif kind == TEACHERS[2]:
         st.warning(teachers.TORCHSCRIPT_WARNING, icon=":material/warning:")
-        up = st.file_uploader("TorchScript model (.pt)", type=["pt", "pth", "ts"], key=state.TORCHSCRIPT_UPLOAD)
+        up = st.file_uploader("TorchScript model (.pt)", type=["pt", "pth", "ts"], key=state.TORCHSCRIPT_UPLOAD,
+                              max_upload_size=state.upload_mb("max_file_bytes"))
         size = st.number_input("Input size (pixels)", 16, 1024, 224, key=state.TORCHSCRIPT_SIZE)
         if up is not None and st.button("Run the TorchScript teacher", type="primary", key=state.BTN_TEACHER):
             with guarded(f"Loading {up.name}"):
@@ -161,13 +164,13 @@ def teacher_picker(session: Session) -> None:
                                  placeholder="google/vit-base-patch16-224")
         if model_id and st.button("Run the classifier", type="primary", key=state.BTN_TEACHER):
             with guarded(f"Loading {model_id}", "Offline? Use a local folder or a predictions file."):
-                teacher = teachers.from_spec(f"hf:{allowed_reference(model_id.strip())}", classes)
+                teacher = teachers.from_spec(f"hf:{allowed_reference(model_id, registered=())}", classes)
     else:
         names = st.text_input("Class names (comma-separated)", ", ".join(classes or ()), key=state.ZS_CLASSES)
         templates = st.text_area("Prompt templates (one per line, {} is the class)",
                                  "\n".join(teachers.ZERO_SHOT_TEMPLATES), key=state.ZS_TEMPLATES)
         enc_name = session.encoder_id or DEFAULT_ENCODER
-        st.caption(f"Uses the encoder chosen on the Concepts page (now: {enc_name}).")
+        st.caption(f"Uses the encoder chosen on the Concepts page (now: {escape(enc_name)}).")
         if st.button("Run CLIP zero-shot", type="primary", key=state.BTN_TEACHER):
             with guarded("Setting up zero-shot"):
                 temps = tuple(t.strip() for t in templates.splitlines() if t.strip())
@@ -178,18 +181,18 @@ def teacher_picker(session: Session) -> None:
             status, report = progress_status(f"Running {teacher.name}…")
             with guarded(f"Running {teacher.name}"):
                 cleared = session.run_teacher(teacher, report)
-                status.update(label=f"{teacher.name}: done", state="complete")
+                status.update(label=f"{escape(teacher.name)}: done", state="complete")
                 state.notify(f"Teacher outputs ready for {len(session.P)} images."
                              + (" Replaced: " + ", ".join(cleared) + " of the previous teacher." if cleared else "")
                              + "".join(f" Note: {n}." for n in session.teacher_notes))
                 st.rerun()
-            status.update(label=f"{teacher.name}: failed", state="error")
+            status.update(label=f"{escape(teacher.name)}: failed", state="error")
 
         ask_or_run(session, f"Running {teacher.name}", run)
 
 
 def teacher_summary(session: Session) -> None:
-    st.markdown(f"**{session.teacher_name}** on {len(session.P)} images, "
+    st.markdown(f"**{escape(session.teacher_name)}** on {len(session.P)} images, "
                 f"{len(session.class_names)} classes.")
     cols = st.columns(3)
     acc = metrics.accuracy(session.P, session.labels)
@@ -197,5 +200,5 @@ def teacher_summary(session: Session) -> None:
     for i, (name, e) in enumerate(session.eval_sets.items(), 1):
         if e.P is not None and i < 3:
             acc_e = metrics.accuracy(e.P, session.labels_for(e.images, session.class_names))
-            cols[i].metric(f"Accuracy on {name}", f"{acc_e:.1%}" if acc_e is not None else "—")
+            cols[i].metric(f"Accuracy on {escape(name)}", f"{acc_e:.1%}" if acc_e is not None else "—")
     st.altair_chart(charts.confidence_histogram(session.P), width="stretch")

@@ -76,8 +76,8 @@ def headline(session: Session, result: dict) -> None:
                    help=f"Mean number of non-zero weights per class, of {student.weights_.shape[0]} concepts; "
                         f"λ = {student.alpha_:.2g}")
     for col, name in zip(cols[4:], extra):
-        col.metric(f"Accuracy on {name}", fmt(result[f"{name}_accuracy"]),
-                   help=f"The student's accuracy on {name}; the teacher's: "
+        col.metric(f"Accuracy on {escape(name)}", fmt(result[f"{name}_accuracy"]),
+                   help=f"The student's accuracy on {escape(name)}; the teacher's: "
                         f"{fmt(result.get(f'{name}_teacher_accuracy'))}")
 
 

@@ -19,7 +19,8 @@ def guarded(what: str, fix: str = "", where=st, keep: Callable[[str], None] | No
     """Show ``st.error`` naming the problem (and a fix) when the block fails; the session and
     everything computed before stay as they were. Only an ``InfiError`` is the person's to fix;
     anything else is a bug: logged with its traceback, and reported as one without it. With
-    ``keep``, the message goes to it instead (to be shown from session state on later runs)."""
+    ``keep``, the message goes to it instead (to be shown from session state on later runs).
+    ``what`` and the error text are escaped: both can hold file and class names."""
     def report(message: str) -> None:
         if keep is not None:
             keep(message)
@@ -30,18 +31,18 @@ def guarded(what: str, fix: str = "", where=st, keep: Callable[[str], None] | No
         yield
     except InfiError as err:
         log.info("%s failed: %s", what, err)
-        message = f"**{what} failed.** {escape(err)}" + (f"\n\n{fix}" if fix else "")
+        message = f"**{escape(what)} failed.** {escape(err)}" + (f"\n\n{fix}" if fix else "")
         report(message)
     except Exception as err:  # noqa: BLE001 - nothing may reach the user as a traceback
         log.exception("%s failed unexpectedly", what)
-        message = (f"**{what} failed** with an unexpected {type(err).__name__}: {escape(err)}. This is a bug in "
-                   "Infi; the traceback is in the app's log. Your earlier results are kept.")
+        message = (f"**{escape(what)} failed** with an unexpected {type(err).__name__}: {escape(err)}. "
+                   "This is a bug in Infi; the traceback is in the app's log. Your earlier results are kept.")
         report(message)
 
 
 def progress_status(label: str) -> tuple[object, Callable[[int, int], None]]:
     """An ``st.status`` box with a progress bar; returns (status, progress callback)."""
-    status = st.status(label, expanded=True)
+    status = st.status(escape(label), expanded=True)
     bar = status.progress(0.0, text="starting…")
 
     def report(done: int, total: int) -> None:

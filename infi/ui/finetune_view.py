@@ -283,7 +283,7 @@ def changed_gallery(session: Session, limit: int = 12) -> None:
         if images is None:
             continue
         changed = session.changed_since_fit(split)
-        where = "held-out images" if split is None else f"images of {split}"
+        where = "held-out images" if split is None else f"images of {escape(split)}"
         if not len(changed["rows"]):
             st.caption(f"No student answer on the {where} changed since the fit.")
             continue

@@ -64,7 +64,8 @@ def render_sidebar(session: Session) -> None:
                                    mime="application/zip", on_click="ignore", width="stretch")
     else:
         st.sidebar.caption("Save becomes available once teacher outputs and concepts exist.")
-    upload = st.sidebar.file_uploader("Load a session (.infi)", type=["infi"], key=state.BUNDLE_UPLOAD)
+    upload = st.sidebar.file_uploader("Load a session (.infi)", type=["infi"], key=state.BUNDLE_UPLOAD,
+                                      max_upload_size=state.upload_mb("max_bundle_bytes"))
     replaced = work_in(session)
     if upload is not None and replaced:
         st.sidebar.warning(f"Loading replaces this session's {replaced}: save it first if you need it.")

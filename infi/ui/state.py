@@ -133,6 +133,14 @@ def pop_notice() -> str | None:
     return st.session_state.pop(NOTICE, None)
 
 
+def upload_mb(limit: str) -> int:
+    """The file uploader's size cap in MB for a budget limit (Streamlit refuses bigger files
+    before they reach the server's memory)."""
+    from infi.limits import MB, Budget
+
+    return max(1, -(-getattr(Budget.current(), limit) // MB))
+
+
 def hosted() -> bool:
     """On a hosted deployment local folders are hidden: set INFI_HOSTED=1 (or in secrets)."""
     flag = os.environ.get("INFI_HOSTED", "")
