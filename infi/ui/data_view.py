@@ -12,7 +12,7 @@ from infi.demo.world import SPLITS, from_world, generate_world
 from infi.encoders import DEFAULT_ENCODER
 from infi.session import Session
 from infi.ui import charts, state
-from infi.ui.feedback import guarded, progress_status
+from infi.ui.feedback import guarded, progress_status, progress_step
 from infi.ui.markdown import escape
 from infi.ui.replacing import ask_or_run
 from infi.ui.resources import allowed_reference, encoder, registered_teacher
@@ -55,7 +55,8 @@ def dataset_picker(session: Session) -> None:
                               key=state.ZIP_UPLOAD, max_upload_size=state.upload_mb("max_total_bytes"))
         if up is not None and st.button("Load ZIP", type="primary", key=state.BTN_LOAD_ZIP):
             with guarded(f"Reading {up.name}", "Upload a ZIP whose folders are the class names."):
-                loaded = (data_mod.from_zip(up.getvalue()), {})
+                with progress_step("Checking every image of the ZIP") as report:
+                    loaded = (data_mod.from_zip(up.getvalue(), progress=report), {})
     elif source == SOURCES[2]:
         ups = st.file_uploader("Images", accept_multiple_files=True, key=state.IMAGES_UPLOAD,
                                type=[s[1:] for s in data_mod.IMAGE_SUFFIXES],
@@ -65,13 +66,15 @@ def dataset_picker(session: Session) -> None:
         if ups and st.button("Load images", type="primary", key=state.BTN_LOAD_FILES):
             with guarded("Reading the images", "Check the CSV's 'image' column names the uploaded files."):
                 files = [(u.name, u.getvalue()) for u in ups]
-                loaded = (data_mod.from_files(files, csv.getvalue() if csv else None), {})
+                with progress_step("Checking every image") as report:
+                    loaded = (data_mod.from_files(files, csv.getvalue() if csv else None, progress=report), {})
     else:
         path = st.text_input("Folder on this machine", key=state.FOLDER_PATH,
                              placeholder="/data/my_images (class sub-folders, or a flat folder)")
         if path and st.button("Load folder", type="primary", key=state.BTN_LOAD_FOLDER):
             with guarded(f"Reading {path}"):
-                loaded = (data_mod.from_folder(path), {})
+                with progress_step("Reading and checking the folder's images") as report:
+                    loaded = (data_mod.from_folder(path, progress=report), {})
     if loaded is not None:
         reattached = session.reattaches(loaded[0])
 

@@ -49,3 +49,16 @@ def progress_status(label: str) -> tuple[object, Callable[[int, int], None]]:
         bar.progress(min(1.0, done / max(total, 1)), text=f"{done} / {total}")
 
     return status, report
+
+
+@contextmanager
+def progress_step(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A status box with a progress bar around a step (loading thousands of images, say): it
+    ends as done, or as failed when the block raises (the error itself is shown by ``guarded``)."""
+    status, report = progress_status(label)
+    try:
+        yield report
+    except BaseException:
+        status.update(label=f"{escape(label)} failed", state="error", expanded=False)
+        raise
+    status.update(label=f"{escape(label)} done", state="complete", expanded=False)
