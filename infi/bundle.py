@@ -24,6 +24,7 @@ from infi import registry
 from infi.concepts import ConceptMatrix
 from infi.corpus import Corpus
 from infi.data import ImageSet
+from infi.dense import DENSE_METHODS
 from infi.errors import BundleError, LimitError, SessionError
 from infi.limits import Budget, hint
 from infi.session import EvalSet, Session
@@ -49,7 +50,7 @@ def save_session(session: Session) -> bytes:
                     if session.dataset is not None else session.dataset_ref or {"ids": None}),
         "teacher": session.teacher_name, "class_names": list(session.class_names or ()),
         "encoder": session.encoder_id, "corpus": session.corpus.to_dict() if session.corpus else None,
-        "mode": session.mode, "concepts": list(session.concepts.names),
+        "mode": session.mode, "dense": session.dense, "concepts": list(session.concepts.names),
         "eval_sets": {}, "student": None, "student_params": session.student_params,
     }
     for name, e in session.eval_sets.items():
@@ -150,7 +151,10 @@ def _rebuild(manifest: dict, arrays: dict, provenance: Provenance, session: Sess
         student = student_from_arrays(s_arrays, manifest["student"])
         split = (arrays["train_idx"], arrays["val_idx"])
         bounds = (arrays["lower"], arrays["upper"])
-    return Session.from_saved(
+    dense = manifest.get("dense", "vanilla")  # bundles before 0.3 made patches one way
+    if dense not in DENSE_METHODS:
+        raise BundleError(f"bundle: unknown dense method {str(dense)[:40]!r}")
+    loaded = Session.from_saved(
         seed=int(manifest["seed"]), dataset=dataset, dataset_ref=dict(manifest["dataset"]),
         eval_sets=eval_sets, teacher_name=manifest["teacher"], class_names=manifest["class_names"],
         labels=arrays.get("labels"), P=arrays["P"], encoder_id=manifest["encoder"],
@@ -158,6 +162,8 @@ def _rebuild(manifest: dict, arrays: dict, provenance: Provenance, session: Sess
         concepts=ConceptMatrix(arrays["X"], names, mode), student=student,
         student_params=manifest.get("student_params") or {}, split=split, bounds=bounds,
         provenance=provenance, cache=session.cache if session is not None else None)
+    loaded.dense = dense
+    return loaded
 
 
 def _regenerate(desc: dict) -> ImageSet | None:

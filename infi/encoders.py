@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from infi import registry
+from infi.dense import dense_forward
 from infi.device import pick_device
 from infi.errors import ModelLoadError
 from infi.hub import failure_detail, is_local, load_pretrained
@@ -75,6 +76,7 @@ class ImageEmbeddings:
     global_: np.ndarray
     patches: np.ndarray | None
     grid: int
+    dense: str = "vanilla"  # the last-block method that made the patches (infi.dense)
 
 
 class ClipEncoder:
@@ -131,11 +133,14 @@ class ClipEncoder:
 
     @torch.inference_mode()
     def embed_images(self, images: Sequence[Image.Image] | np.ndarray, batch_size: int = 64,
-                     patches: bool = True, progress: Progress | None = None) -> ImageEmbeddings:
+                     patches: bool = True, progress: Progress | None = None,
+                     dense: str = "vanilla") -> ImageEmbeddings:
+        """L2-normalized global embeddings [N, D] and (with ``patches``) patch embeddings
+        [N, P, D] made by the ``dense`` last-block method (``infi.dense``), in one forward pass."""
         n = len(images)
         globals_, patch_list = [], []
         for start in range(0, n, batch_size):
-            g, p = project_tokens(self.model, self.pixel_values(images[start:start + batch_size]))
+            g, p = dense_forward(self.model, self.pixel_values(images[start:start + batch_size]), dense, patches)
             globals_.append(F.normalize(g.float(), dim=-1).cpu())
             if patches:
                 patch_list.append(F.normalize(p.float(), dim=-1).cpu())
@@ -143,7 +148,7 @@ class ClipEncoder:
                 progress(min(start + batch_size, n), n)
         g = torch.cat(globals_).numpy() if globals_ else np.zeros((0, self.dim), np.float32)
         p = torch.cat(patch_list).numpy() if patch_list else None
-        return ImageEmbeddings(g, p, self.grid)
+        return ImageEmbeddings(g, p, self.grid, dense)
 
     @torch.inference_mode()
     def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:

@@ -21,6 +21,7 @@ from infi.concepts import ConceptMatrix, build_bank, concept_scores
 from infi.config import DistillConfig, PRGConfig
 from infi.corpus import Corpus
 from infi.data import ImageSet
+from infi.dense import DENSE_METHODS
 from infi.encoders import DEFAULT_ENCODER, ImageEmbeddings, shared_encoder
 from infi.errors import InputError, SessionError
 from infi.splits import holdout_split
@@ -63,6 +64,7 @@ class Session:
     embeddings: ImageEmbeddings | None = None
     corpus: Corpus | None = None
     mode: str = "global"
+    dense: str = "vanilla"  # the last-block method for patch embeddings (infi.dense)
     concepts: ConceptMatrix | None = None
     student: ConceptStudent | None = None
     student_params: dict = field(default_factory=dict)
@@ -267,23 +269,25 @@ class Session:
         data = self._need_dataset()
         if self.encoder_id is None:
             raise SessionError("Choose an encoder before computing embeddings")
-        if self.embeddings is None or (patches and self.embeddings.patches is None):
+        if self.embeddings is None or (patches and (self.embeddings.patches is None
+                                                    or self.embeddings.dense != self.dense)):
             self.embeddings = self._embed(data, patches, progress)
         for e in self.eval_sets.values():
-            if e.embeddings is None or (patches and e.embeddings.patches is None):
+            if e.embeddings is None or (patches and (e.embeddings.patches is None or e.embeddings.dense != self.dense)):
                 e.embeddings = self._embed(e.images, patches, None)
         return self.embeddings
 
     def _embed(self, data: ImageSet, patches: bool, progress: Progress | None) -> ImageEmbeddings:
-        key = cache_key("embeddings", data.content_hash, self.encoder_id, patches)
+        dense = self.dense if patches else "vanilla"
+        key = cache_key("embeddings", data.content_hash, self.encoder_id, patches, dense)
         hit = self.cache.get(key)
         if hit is not None:
             if progress:
                 progress(len(data), len(data))
-            return ImageEmbeddings(hit["global"], hit.get("patches"), int(hit["grid"][0]))
+            return ImageEmbeddings(hit["global"], hit.get("patches"), int(hit["grid"][0]), dense)
         encoder = shared_encoder(self.encoder_id)
         source = data.arrays if data.arrays is not None else data.images()
-        emb = encoder.embed_images(source, patches=patches, progress=progress)
+        emb = encoder.embed_images(source, patches=patches, progress=progress, dense=dense)
         arrays = {"global": emb.global_, "grid": np.array([emb.grid])}
         if emb.patches is not None:
             emb.patches = emb.patches.astype(np.float16)  # halves memory; scores stay float32
@@ -292,8 +296,13 @@ class Session:
         return emb
 
     def extract_concepts(self, corpus: Corpus, mode: str = "global",
-                         progress: Progress | None = None) -> ConceptMatrix:
-        """Concept scores X [N, K] for the corpus; clears the student (its concepts changed)."""
+                         progress: Progress | None = None, dense: str | None = None) -> ConceptMatrix:
+        """Concept scores X [N, K] for the corpus; clears the student (its concepts changed).
+        ``dense`` picks the last-block method of region modes (``infi.dense``; kept if None)."""
+        if dense is not None:
+            if dense not in DENSE_METHODS:
+                raise InputError(f"dense: {dense!r} is not one of {list(DENSE_METHODS)}")
+            self.dense = dense
         self.embed(progress, patches=mode != "global")
         bank = build_bank(shared_encoder(self.encoder_id), corpus)
         X = concept_scores(self.embeddings, bank, mode)

@@ -169,3 +169,19 @@ def test_in_place_names_the_edits_that_would_change_nothing():
     assert session.in_place([group]) == [False]
     session.tune([group])
     assert session.in_place([group, TuningAction("sky", "remove", "triangle")]) == [True, True]
+
+
+def test_region_scores_follow_the_chosen_dense_method_and_a_bundle_keeps_it():
+    from infi.bundle import load_session, save_session
+
+    s = demo_session(n=120, members=2)
+    vanilla = s.extract_concepts(demo_corpus(), "patches").X.copy()
+    clear = s.extract_concepts(demo_corpus(), "patches", dense="clearclip").X
+    assert s.dense == "clearclip" and s.embeddings.dense == "clearclip"
+    assert not np.allclose(vanilla, clear)  # other patch embeddings, other region scores
+    assert np.array_equal(s.extract_concepts(demo_corpus(), "patches", dense="vanilla").X, vanilla)
+    s.extract_concepts(demo_corpus(), "patches", dense="naclip")
+    s.distill(n_members=2)
+    assert load_session(save_session(s)).dense == "naclip"
+    with pytest.raises(InputError, match="dense: 'gem' is not one of"):
+        s.extract_concepts(demo_corpus(), "patches", dense="gem")
