@@ -26,6 +26,7 @@ from infi.cache import ArrayCache, default_cache_dir
 from infi.concepts import REGION_MODES
 from infi.config import DistillConfig, PRGConfig, TuneConfig
 from infi.corpus import Corpus, parse_concept_file, preset, preset_names
+from infi.dense import DENSE_METHODS, PLAIN_CLIP_DEFAULT
 from infi.encoders import DEFAULT_ENCODER
 from infi.errors import InfiError, InputError, MissingFileError
 from infi.session import Session
@@ -140,6 +141,9 @@ def add_common(p: argparse.ArgumentParser, teacher: bool = True) -> None:
     p.add_argument("--corpus", default="demo", choices=preset_names(), help="a concept preset")
     p.add_argument("--corpus-file", help="a .txt or .csv concept list (overrides --corpus)")
     p.add_argument("--mode", default="global", choices=REGION_MODES)
+    p.add_argument("--dense", choices=DENSE_METHODS,
+                   help="how region modes make patch embeddings (default: vanilla for the demo encoder, "
+                        f"{PLAIN_CLIP_DEFAULT} for a CLIP checkpoint)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
     if teacher:
@@ -151,6 +155,8 @@ def add_common(p: argparse.ArgumentParser, teacher: bool = True) -> None:
 
 def cmd_embed(args) -> int:
     session = build_session(args, with_teacher=False)
+    if args.dense:
+        session.dense = args.dense
     emb = session.embed(progress_printer("embed"), patches=args.mode != "global")
     print(json.dumps({"images": len(emb.global_), "dim": int(emb.global_.shape[1]),
                       "patches": None if emb.patches is None else list(emb.patches.shape)}))
@@ -160,7 +166,7 @@ def cmd_embed(args) -> int:
 def cmd_concepts(args) -> int:
     out = writable(args.out)
     session = build_session(args, with_teacher=False)
-    matrix = session.extract_concepts(load_corpus(args), args.mode, progress_printer("embed"))
+    matrix = session.extract_concepts(load_corpus(args), args.mode, progress_printer("embed"), args.dense)
     concept_frame(session).to_parquet(out)
     print(json.dumps({"images": matrix.X.shape[0], "concepts": matrix.X.shape[1], "out": str(out)}))
     return 0
@@ -175,7 +181,7 @@ def cmd_distill(args) -> int:
         args.nec = None
     config = DistillConfig.from_namespace(args)
     session = build_session(args, with_teacher=True)
-    session.extract_concepts(load_corpus(args), args.mode, progress_printer("embed"))
+    session.extract_concepts(load_corpus(args), args.mode, progress_printer("embed"), args.dense)
     print("distilling…", file=sys.stderr)
     result = session.distill(config)
     out.write_bytes(save_session(session))

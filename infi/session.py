@@ -21,7 +21,7 @@ from infi.concepts import ConceptMatrix, build_bank, concept_scores
 from infi.config import DistillConfig, PRGConfig
 from infi.corpus import Corpus
 from infi.data import ImageSet
-from infi.dense import DENSE_METHODS
+from infi.dense import DENSE_METHODS, default_method
 from infi.encoders import DEFAULT_ENCODER, ImageEmbeddings, shared_encoder
 from infi.errors import InputError, SessionError
 from infi.splits import holdout_split
@@ -257,6 +257,7 @@ class Session:
             return []
         cleared = self._clear_embeddings() + self._clear_prg()
         self.encoder_id = encoder_id
+        self.dense = default_method(encoder_id)
         return cleared
 
     def _clear_prg(self) -> list[str]:

@@ -30,7 +30,8 @@ if not detached:
 if session.concepts is None:
     st.info("Next: press **Extract concepts** to score every image on every concept.")
     st.stop()
-st.caption(f"Encoder: {escape(session.encoder_id)} · regions: {session.concepts.mode} · "
+st.caption(f"Encoder: {escape(session.encoder_id)} · regions: {session.concepts.mode}"
+           + (f" ({session.dense})" if session.concepts.mode != "global" else "") + " · "
            f"{session.concepts.X.shape[1]} concepts × {session.concepts.X.shape[0]} images")
 concept_table(session)
 heatmap(session)

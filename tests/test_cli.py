@@ -179,3 +179,21 @@ def test_tune_takes_groups_holds_others_by_default_and_says_what_took_over(tmp_p
     again = ["tune", "--session", str(out), "--actions", str(actions), "--hold-others", "none", "--out", str(out)]
     assert cli.main(again) == 2
     assert "nothing to change" in capsys.readouterr().err
+
+
+def test_concepts_command_takes_the_dense_method(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from infi.bundle import concept_frame
+
+    monkeypatch.setenv("INFI_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "c.parquet"
+    args = ["concepts", "--world", "biased:40:3", "--mode", "patches", "--dense", "sclip", "--out", str(out)]
+    assert cli.main(args) == 0
+    s = Session(seed=0)
+    s.set_dataset(from_world(generate_world(40, seed=3)))
+    s.set_encoder("demo")
+    s.extract_concepts(demo_corpus(), "patches", dense="sclip")
+    pd.testing.assert_frame_equal(pd.read_parquet(out), concept_frame(s))
+    s.extract_concepts(demo_corpus(), "patches", dense="vanilla")
+    assert not pd.read_parquet(out).equals(concept_frame(s))

@@ -617,3 +617,21 @@ def test_names_a_person_chose_cannot_inject_markdown_on_any_page():
         if page == "pages/data.py":
             assert any("evil" in t for t in texts)  # the names are shown, as text
         assert not [t for t in texts if active.search(t)], (page, [t for t in texts if active.search(t)])
+
+
+def test_the_region_method_is_chosen_on_the_concepts_page_and_kept():
+    at = load_world(new_app(), 80)
+    at.button(key=state.BTN_TEACHER).click().run()
+    at.switch_page("pages/concepts.py").run()
+    assert at.selectbox(key=state.DENSE_METHOD).disabled  # global mode: no patches, no method
+    at.radio(key=state.REGION_MODE).set_value("segments").run()
+    assert at.selectbox(key=state.DENSE_METHOD).value == "vanilla"  # the demo encoder's default
+    at.selectbox(key=state.DENSE_METHOD).set_value("naclip").run()
+    at.button(key=state.BTN_EXTRACT).click().run()
+    assert_clean(at)
+    session = at.session_state[state.SESSION]
+    assert session.dense == "naclip" and session.concepts.mode == "segments"
+    assert any("segments (naclip)" in c.value for c in at.caption)
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/concepts.py").run()
+    assert at.selectbox(key=state.DENSE_METHOD).value == "naclip"

@@ -8,6 +8,7 @@ import streamlit as st
 
 from infi.concepts import REGION_MODES, build_bank, class_concept_means, patch_score_map
 from infi.corpus import Corpus, parse_concept_file, preset, preset_names
+from infi.dense import DENSE_METHODS, PLAIN_CLIP_DEFAULT, REGISTERED_DEFAULT, default_method
 from infi.session import Session
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
@@ -90,14 +91,22 @@ def extraction(session: Session, encoder_id: str | None, corpus: Corpus | None) 
                     **state.keeps(state.REGION_MODE),
                     help="global: the whole image; patches: the best patch; segments: the best of "
                          "a few k-means regions of patches")
+    options = list(DENSE_METHODS)
+    default = options.index(default_method(encoder_id))
+    dense = st.selectbox("Region method", options, index=state.kept_index(state.DENSE_METHOD, options, default),
+                         **state.keeps(state.DENSE_METHOD), disabled=mode == "global",
+                         help=f"How patch embeddings are made for region modes. Plain CLIP: "
+                              f"{PLAIN_CLIP_DEFAULT} (the best training-free method in the literature); the "
+                              f"demo encoder: {REGISTERED_DEFAULT} (it was trained for it). See the README.")
     ready = encoder_id is not None and corpus is not None
+
     def run() -> None:
         status, report = progress_status("Embedding images and scoring concepts…")
         with guarded("Extracting concepts", "Offline? Choose the demo encoder or a local folder."):
             encoder(encoder_id)  # load once, shared (a model, not user data)
             had_student = session.student is not None
             cleared = session.set_encoder(encoder_id)
-            session.extract_concepts(corpus, mode, report)
+            session.extract_concepts(corpus, mode, report, dense=dense if mode != "global" else None)
             if had_student and "student and provenance" not in cleared:
                 cleared.append("student and provenance")
             status.update(label="Concepts extracted", state="complete")
@@ -162,7 +171,7 @@ def image_inspector(session: Session) -> None:
     image = np.asarray(data.image(i))
     with guarded("Computing the patch overlay"):
         enc = encoder(session.encoder_id)
-        emb = enc.embed_images([data.image(i)], patches=True)
+        emb = enc.embed_images([data.image(i)], patches=True, dense=session.dense)
         bank = build_bank(enc, session.corpus.with_concepts([concept]))
         score_map = patch_score_map(emb.patches[0], bank, concept, emb.grid)
         shown = np.asarray(data.image(i).resize((224, 224)))
