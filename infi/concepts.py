@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,17 @@ class ConceptMatrix:
     def top_images(self, concept: str, k: int = 12) -> np.ndarray:
         j = self.index(concept)
         return np.argsort(-self.X[:, j], kind="stable")[:k]
+
+    def uninformative(self, tolerance: float = 1e-5) -> list[str]:
+        """Concepts whose score is the same (often zero) on every image: a student cannot use them,
+        and with the demo encoder on other images they are the first sign it does not fit."""
+        spread = self.X.std(axis=0) if len(self.X) else np.zeros(len(self.names))
+        return [n for n, s in zip(self.names, spread) if s < tolerance]
+
+    def without(self, drop: Sequence[str]) -> ConceptMatrix:
+        """The matrix without the ``drop`` concepts."""
+        keep = [j for j, n in enumerate(self.names) if n not in set(drop)]
+        return ConceptMatrix(self.X[:, keep], tuple(self.names[j] for j in keep), self.mode)
 
     def index(self, concept: str) -> int:
         try:

@@ -314,6 +314,24 @@ class Session:
             e.concepts = cleared_eval[name]
         return X
 
+    def drop_concepts(self, names: Sequence[str]) -> list[str]:
+        """Remove concepts from the matrix (and each evaluation set's) without extracting again;
+        clears the student, whose weights were for the old columns. Returns what was cleared."""
+        if self.concepts is None:
+            raise SessionError("Dropping concepts needs extracted concepts first")
+        unknown = sorted(set(names) - set(self.concepts.names))
+        if unknown:
+            raise InputError(f"concepts: {unknown[:5]} are not in the concept matrix")
+        if len(set(names)) >= len(self.concepts.names):
+            raise InputError("concepts: dropping every concept leaves nothing to distill on")
+        cleared = self._clear_student()
+        self.concepts = self.concepts.without(names)
+        self.corpus = self.corpus.with_concepts(list(self.concepts.names)) if self.corpus else None
+        for e in self.eval_sets.values():
+            if e.concepts is not None:
+                e.concepts = e.concepts.without(names)
+        return cleared
+
     def distill(self, config: DistillConfig | None = None, progress: Progress | None = None,
                 **changes) -> dict:
         """Fit the concept student on the training split; returns held-out metrics.

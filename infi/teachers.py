@@ -84,17 +84,13 @@ class PredictionsTeacher:
                 raise TeacherError(f"{self.name}: {len(values)} rows for {len(images)} images; an NPY "
                                  "file must have one row per image, in the dataset's order")
         else:
-            ids = self.table.index.astype(str)
-            wanted = pd.Index(images.ids)
-            missing = wanted.difference(ids)
-            extra = ids.difference(wanted)
-            if len(missing):
-                raise TeacherError(f"{self.name}: no prediction for {len(missing)} image(s), e.g. "
-                                 f"{list(missing[:5])}")
-            if len(extra):
-                raise TeacherError(f"{self.name}: {len(extra)} id(s) are not in the dataset, e.g. "
-                                 f"{list(extra[:5])}")
-            values = self.table.loc[images.ids].to_numpy(dtype=np.float64)
+            keys = match_ids(images.ids, self.table.index.astype(str), self.name)
+            extra = len(self.table) - len(images)
+            self.notes = [f"{self.name} has {extra} row(s) for images that are not in the dataset; they "
+                          "were ignored"] if extra else []
+            if keys is not images.ids:
+                self.notes.append(f"{self.name} names images by file name only; each matched exactly one image")
+            values = self.table.loc[keys].to_numpy(dtype=np.float64)
         if values.shape[1] != len(self.class_names):
             raise TeacherError(f"{self.name}: {values.shape[1]} columns for {len(self.class_names)} classes")
         if not np.isfinite(values).all():
@@ -105,7 +101,7 @@ class PredictionsTeacher:
         if kind == "auto":
             kind = "probabilities" if ((values >= 0) & (values <= 1)).all() else "logits"
             if kind == "logits":
-                self.notes = [f"{self.name} holds values outside [0, 1] (from {values.min():.3g} to "
+                self.notes += [f"{self.name} holds values outside [0, 1] (from {values.min():.3g} to "
                               f"{values.max():.3g}), so they were read as logits and turned into "
                               "probabilities with softmax; choose 'probabilities' to have such values "
                               "refused instead"]
@@ -122,6 +118,26 @@ class PredictionsTeacher:
         if progress:
             progress(len(images), len(images))
         return check_probabilities(P, len(images), len(self.class_names), self.name)
+
+
+ID_FORMAT = ("Each row's id is the image's id as the Data page lists it: the path inside the ZIP or "
+             "folder without a shared top folder (e.g. 'cat/001.png'), the uploaded file name, or for "
+             "Shapes World its generated id. A bare file name ('001.png') works when no two images "
+             "share it. Example row: id,cat,dog → cat/001.png,0.92,0.08")
+
+
+def match_ids(image_ids: list[str], row_ids: pd.Index, name: str) -> list[str]:
+    """The row id of each image: the image's own id, or else its file name when every image's
+    file name is unique and present. Rows for other images are allowed (the caller says how many);
+    an image without a row is an error naming a few and the format."""
+    rows = set(row_ids)
+    if all(i in rows for i in image_ids):
+        return image_ids
+    bare = [i.rsplit("/", 1)[-1] for i in image_ids]
+    if len(set(bare)) == len(bare) and all(b in rows for b in bare):
+        return bare
+    missing = [i for i in image_ids if i not in rows]
+    raise TeacherError(f"{name}: no prediction for {len(missing)} image(s), e.g. {missing[:5]}. {ID_FORMAT}")
 
 
 def load_predictions(data: bytes | str | Path, filename: str, class_names: Sequence[str] | None = None,

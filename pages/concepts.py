@@ -11,6 +11,7 @@ from infi.ui.concepts_view import (
     heatmap,
     image_inspector,
     top_images,
+    uninformative_concepts,
 )
 from infi.ui.markdown import escape
 from infi.ui.replacing import open_question
@@ -33,6 +34,7 @@ if session.concepts is None:
 st.caption(f"Encoder: {escape(session.encoder_id)} · regions: {session.concepts.mode}"
            + (f" ({session.dense})" if session.concepts.mode != "global" else "") + " · "
            f"{session.concepts.X.shape[1]} concepts × {session.concepts.X.shape[0]} images")
+uninformative_concepts(session)
 concept_table(session)
 heatmap(session)
 if detached:

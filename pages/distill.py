@@ -39,5 +39,6 @@ if session.student is None:
     st.stop()
 result = session.evaluate()
 distill_view.headline(session, result)
+distill_view.low_fidelity_advice(session, result)
 distill_view.nec_path(session)
 distill_view.linked_views(session, result)

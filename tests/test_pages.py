@@ -635,3 +635,42 @@ def test_the_region_method_is_chosen_on_the_concepts_page_and_kept():
     at.switch_page("pages/data.py").run()
     at.switch_page("pages/concepts.py").run()
     assert at.selectbox(key=state.DENSE_METHOD).value == "naclip"
+
+
+def test_guardrails_when_the_data_does_not_fit_the_encoder():
+    """Digits with the demo encoder: concepts at 0 on every image, the top influences roof and
+    parrot, fidelity 18% and 'Next: the Fine-tune page'. Each is now said, with what helps."""
+    from infi.data import from_files
+    from infi.demo.plugin import demo_corpus
+    from infi.session import Session
+    from infi.teachers import PredictionsTeacher
+    from tests.helpers import png_bytes
+
+    files = [(f"{i}.png", png_bytes(value=10 * i, size=24)) for i in range(24)]
+    session = Session(seed=0)
+    session.set_dataset(from_files(files))
+    rng = np.random.default_rng(0)
+    P = rng.dirichlet(np.ones(4) * 0.3, size=24)
+    import pandas as pd
+
+    table = pd.DataFrame(P, columns=list("abcd"), index=[f"{i}.png" for i in range(24)])
+    session.run_teacher(PredictionsTeacher(table, None, tuple("abcd")))
+    at = new_app()
+    at.session_state[state.SESSION] = session
+    at.switch_page("pages/concepts.py").run()
+    assert any("trained on Shapes World only" in w.value for w in at.warning)
+    session.set_encoder("demo")
+    session.extract_concepts(demo_corpus(), "global")
+    session.concepts.X[:, :2] = 0.0  # two concepts the encoder gives nothing for
+    at.run()
+    assert any("2 of 23 concepts score the same on every image" in w.value for w in at.warning)
+    at.button(key=state.BTN_DROP_FLAT).click().run()
+    assert_clean(at)
+    assert len(session.concepts.names) == 21 and "Dropped 2 concepts" in at.session_state[state.NOTICE]
+    session.distill(n_members=2, nec=None, alpha=0.01)
+    at.switch_page("pages/distill.py").run()
+    assert_clean(at)
+    fidelity = session.evaluate()["fidelity"]
+    advice = [w.value for w in at.warning if "What usually helps" in w.value or "what usually" in w.value.lower()]
+    assert fidelity < 0.7 and advice, (fidelity, advice)  # a random teacher: nothing to explain
+    assert "demo encoder knows Shapes World only" in advice[0]

@@ -102,7 +102,6 @@ def test_semicolons_utf16_and_negative_scores_are_read_and_said(images):
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda ids, P: (ids[:-1], P[:-1]), "no prediction for 1 image"),
-    (lambda ids, P: (ids + ["stranger"], np.vstack([P, P[:1]])), "not in the dataset"),
     (lambda ids, P: (ids, np.where(np.arange(3) == 1, np.nan, P)), "NaN or inf"),
     (lambda ids, P: (ids, P * 0.5), "do not sum to 1"),
 ])
@@ -112,6 +111,22 @@ def test_predictions_file_errors_are_named(images, mutate, message):
     teacher = load_predictions(csv_bytes(ids, values), "p.csv")
     with pytest.raises(ValueError, match=message):
         teacher.predict_proba(images)
+
+
+def test_a_file_covering_more_images_or_naming_them_by_file_name_is_used_and_said(images):
+    """A predictions file covering more images than uploaded was refused; file names failed."""
+    P = np.random.default_rng(4).dirichlet(np.ones(3), size=len(images) + 2)
+    wider = load_predictions(csv_bytes([*images.ids, "other-1", "other-2"], P), "p.csv")
+    assert np.allclose(wider.predict_proba(images), P[:len(images)], atol=1e-6)
+    assert wider.notes == ["p.csv has 2 row(s) for images that are not in the dataset; they were ignored"]
+    from infi.data import from_arrays
+
+    nested = from_arrays([f"cat/{i}.png" for i in range(6)], images.as_arrays(32), None, None, {"kind": "t"})
+    bare = load_predictions(csv_bytes([f"{i}.png" for i in range(6)], P[:6]), "bare.csv")
+    assert np.allclose(bare.predict_proba(nested), P[:6], atol=1e-6)
+    assert "by file name only" in bare.notes[-1]
+    with pytest.raises(ValueError, match="no prediction for 6 image.*the path inside the ZIP"):
+        load_predictions(csv_bytes([f"x{i}" for i in range(6)], P[:6]), "wrong.csv").predict_proba(nested)
 
 
 def test_missing_predictions_path_is_named(tmp_path):

@@ -9,6 +9,7 @@ import streamlit as st
 from infi.concepts import REGION_MODES, build_bank, class_concept_means, patch_score_map
 from infi.corpus import Corpus, parse_concept_file, preset, preset_names
 from infi.dense import DENSE_METHODS, PLAIN_CLIP_DEFAULT, REGISTERED_DEFAULT, default_method
+from infi.encoders import DEFAULT_ENCODER
 from infi.session import Session
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status
@@ -99,6 +100,7 @@ def extraction(session: Session, encoder_id: str | None, corpus: Corpus | None) 
                               f"{PLAIN_CLIP_DEFAULT} (the best training-free method in the literature); the "
                               f"demo encoder: {REGISTERED_DEFAULT} (it was trained for it). See the README.")
     ready = encoder_id is not None and corpus is not None
+    encoder_fit_warning(session, encoder_id)
 
     def run() -> None:
         status, report = progress_status("Embedding images and scoring concepts…")
@@ -179,3 +181,35 @@ def image_inspector(session: Session) -> None:
                  width=260)
     c2.dataframe(pd.DataFrame(top, columns=["concept", "score"]), hide_index=True)
     del image
+
+
+def encoder_fit_warning(session: Session, encoder_id: str | None) -> None:
+    """Said before extraction: the demo encoder knows Shapes World only."""
+    kind = (session.dataset.source or {}).get("kind") if session.dataset is not None else None
+    if encoder_id == DEFAULT_ENCODER and kind != "shapes-world":
+        st.warning("The demo encoder was trained on Shapes World only (shapes, colours, fills, sizes, "
+                   "backgrounds). On other images its concept scores mean little. Choose a CLIP checkpoint "
+                   "above, e.g. `openai/clip-vit-base-patch32` (downloaded once, about 600 MB), or a "
+                   "local folder holding one.", icon=":material/warning:")
+
+
+def uninformative_concepts(session: Session) -> None:
+    """After extraction: concepts with the same score on every image, and an offer to drop them."""
+    flat = session.concepts.uninformative()
+    if not flat:
+        return
+    box = st.container(border=True)
+    box.warning(f"{len(flat)} of {len(session.concepts.names)} concepts score the same on every image, "
+                f"so no student can use them: {escape(', '.join(flat[:12]))}{' …' if len(flat) > 12 else ''}. "
+                "A concept the encoder does not know, or an encoder that does not fit these images, "
+                "does this.", icon=":material/warning:")
+    if len(flat) < len(session.concepts.names) and box.button(f"Drop these {len(flat)} concepts",
+                                                              key=state.BTN_DROP_FLAT):
+        def run() -> None:
+            with guarded("Dropping concepts"):
+                cleared = session.drop_concepts(flat)
+                state.notify(f"Dropped {len(flat)} concepts that scored the same on every image."
+                             + (" Cleared: " + ", ".join(cleared) + "." if cleared else ""))
+                st.rerun()
+
+        ask_or_run(session, "Dropping concepts", run)

@@ -147,8 +147,12 @@ def teacher_picker(session: Session) -> None:
         up = st.file_uploader("Predictions (.csv / .parquet with an 'id' column and one column per "
                               "class, or .npy in dataset order)", type=["csv", "parquet", "npy"],
                               key=state.PREDICTIONS_UPLOAD, max_upload_size=state.upload_mb("max_prediction_bytes"))
+        st.caption(teachers.ID_FORMAT.replace("→", "  \n"))
+        if session.dataset is not None:
+            st.caption("This dataset's first ids: " + ", ".join(escape(i) for i in session.dataset.ids[:3]))
         values = st.radio("The values are", ("auto", "probabilities", "logits"), horizontal=True,
-                          key=state.PREDICTIONS_KIND)
+                          key=state.PREDICTIONS_KIND,
+                          help="auto: probabilities when every value lies in [0, 1], else logits (said after)")
         if up is not None and st.button("Use these predictions", type="primary", key=state.BTN_TEACHER):
             with guarded(f"Reading {up.name}"):
                 teacher = teachers.from_spec("predictions:", classes, data=up.getvalue(),

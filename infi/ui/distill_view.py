@@ -8,6 +8,7 @@ import streamlit as st
 
 from infi import metrics
 from infi.config import DistillConfig
+from infi.encoders import DEFAULT_ENCODER
 from infi.session import Session
 from infi.student import effective_concepts
 from infi.ui import charts, state
@@ -49,14 +50,37 @@ def settings_and_run(session: Session) -> None:
         with guarded("Distilling"):
             config = DistillConfig(n_members=int(k), nec=None if nec is None else float(nec),
                                    alpha=float(alpha), validation_share=float(share))
-            session.distill(config, progress=report)
+            result = session.distill(config, progress=report)
             status.update(label="Student fitted", state="complete")
-            state.notify("Student distilled; its metrics are below. Next: the Fine-tune page.")
+            low = result["fidelity"] < LOW_FIDELITY
+            state.notify("Student distilled; its metrics are below. "
+                         + ("Its fidelity is low: see what usually helps." if low else "Next: the Fine-tune page."))
             st.rerun()
         status.update(label="Distilling failed", state="error")
 
     if st.button("Distill the concept student", type="primary", key=state.BTN_DISTILL):
         ask_or_run(session, "Distilling again", run)
+
+
+LOW_FIDELITY = 0.70  # below this the student does not explain the teacher well enough to steer
+
+
+def low_fidelity_advice(session: Session, result: dict) -> None:
+    """Instead of sending the person on to Fine-tune, what usually raises a low fidelity."""
+    if result["fidelity"] >= LOW_FIDELITY:
+        return
+    demo_on_other = (session.encoder_id == DEFAULT_ENCODER and session.dataset is not None
+                     and (session.dataset.source or {}).get("kind") != "shapes-world")
+    tips = (["**Another encoder**: the demo encoder knows Shapes World only; choose a CLIP checkpoint "
+             "such as `openai/clip-vit-base-patch32` on the Concepts page."] if demo_on_other else
+            ["**Another encoder**: a larger CLIP checkpoint (ViT-B/16) often scores concepts better."])
+    tips += ["**More or better concepts**: the built-in vocabulary, or words that describe what tells "
+             "your classes apart; drop concepts that score the same on every image.",
+             "**Another region mode**: *segments* or *patches* when what matters is a small part of the image.",
+             "**More concepts per class** (a higher NEC above), at some cost in readability."]
+    st.warning(f"The student agrees with the teacher on only {result['fidelity']:.0%} of held-out images, "
+               "so its concepts do not yet explain the teacher; steering it would mislead. What usually "
+               "helps:\n\n" + "\n".join(f"- {t}" for t in tips), icon=":material/warning:")
 
 
 def fmt(value) -> str:
