@@ -28,11 +28,14 @@ def default_cache_dir() -> Path:
 
 
 class ArrayCache:
-    """LRU memory cache backed by an optional directory of safetensors files."""
+    """LRU memory cache, bounded in items and bytes, backed by an optional directory of
+    safetensors files (which is what makes a second run free)."""
 
-    def __init__(self, directory: Path | str | None = None, max_items: int = 32):
+    def __init__(self, directory: Path | str | None = None, max_items: int = 32,
+                 max_bytes: int = 512 * 1024**2):
         self.directory = Path(directory) if directory is not None else None
         self.max_items = max_items
+        self.max_bytes = max_bytes  # the memory part is bounded in bytes, not only in items
         self._memory: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -71,5 +74,10 @@ class ArrayCache:
     def _remember(self, key: str, arrays: dict[str, np.ndarray]) -> None:
         self._memory[key] = arrays
         self._memory.move_to_end(key)
-        while len(self._memory) > self.max_items:
+        while len(self._memory) > 1 and (len(self._memory) > self.max_items or self.nbytes > self.max_bytes):
             self._memory.popitem(last=False)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held in memory (the newest entry is kept even when it alone is over the bound)."""
+        return sum(a.nbytes for arrays in self._memory.values() for a in arrays.values())

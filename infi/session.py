@@ -304,15 +304,49 @@ class Session:
             if dense not in DENSE_METHODS:
                 raise InputError(f"dense: {dense!r} is not one of {list(DENSE_METHODS)}")
             self.dense = dense
-        self.embed(progress, patches=mode != "global")
         bank = build_bank(shared_encoder(self.encoder_id), corpus)
-        X = concept_scores(self.embeddings, bank, mode)
-        cleared_eval = {name: concept_scores(e.embeddings, bank, mode) for name, e in self.eval_sets.items()}
+        if mode == "global":
+            self.embed(progress, patches=False)
+            X = concept_scores(self.embeddings, bank, mode)
+            cleared_eval = {name: concept_scores(e.embeddings, bank, mode) for name, e in self.eval_sets.items()}
+        else:
+            X, self.embeddings = self._region_scores(self.dataset, bank, corpus, mode, progress)
+            cleared_eval = {}
+            for name, e in self.eval_sets.items():
+                cleared_eval[name], e.embeddings = self._region_scores(e.images, bank, corpus, mode, None)
         self._clear_concepts()
         self.corpus, self.mode, self.concepts = corpus, mode, X
         for name, e in self.eval_sets.items():
             e.concepts = cleared_eval[name]
         return X
+
+    def _region_scores(self, data: ImageSet, bank, corpus: Corpus, mode: str, progress: Progress | None,
+                       batch_size: int = 64) -> tuple[ConceptMatrix, ImageEmbeddings]:
+        """Region scores streamed batch by batch (patches -> regions -> scores): only the global
+        embeddings and the concept matrix are kept, never the patch embeddings [N, P, D] (at
+        ~200 KB per image for ViT-B/16 they once filled a hosted server). Cached, memory and
+        disk, by dataset, encoder, corpus, mode and dense method."""
+        key = cache_key("scores", data.content_hash, self.encoder_id, corpus.to_dict(), mode, self.dense)
+        hit = self.cache.get(key)
+        if hit is not None:
+            if progress:
+                progress(len(data), len(data))
+            return (ConceptMatrix(hit["X"], bank.names, mode),
+                    ImageEmbeddings(hit["global"], None, int(hit["grid"][0]), self.dense))
+        encoder = shared_encoder(self.encoder_id)
+        scores, globals_ = [], []
+        for start in range(0, len(data), batch_size):
+            rows = range(start, min(start + batch_size, len(data)))
+            images = data.arrays[start:rows.stop] if data.arrays is not None else data.images(rows)
+            emb = encoder.embed_images(images, batch_size=batch_size, patches=True, dense=self.dense)
+            scores.append(concept_scores(emb, bank, mode).X)
+            globals_.append(emb.global_)
+            if progress:
+                progress(rows.stop, len(data))
+        X = np.concatenate(scores) if scores else np.zeros((0, len(bank.names)), np.float32)
+        g = np.concatenate(globals_) if globals_ else np.zeros((0, encoder.dim), np.float32)
+        self.cache.put(key, {"X": X, "global": g, "grid": np.array([encoder.grid])})
+        return ConceptMatrix(X, bank.names, mode), ImageEmbeddings(g, None, encoder.grid, self.dense)
 
     def drop_concepts(self, names: Sequence[str]) -> list[str]:
         """Remove concepts from the matrix (and each evaluation set's) without extracting again;

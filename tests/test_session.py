@@ -185,3 +185,30 @@ def test_region_scores_follow_the_chosen_dense_method_and_a_bundle_keeps_it():
     assert load_session(save_session(s)).dense == "naclip"
     with pytest.raises(InputError, match="dense: 'gem' is not one of"):
         s.extract_concepts(demo_corpus(), "patches", dense="gem")
+
+
+def test_region_scores_are_streamed_equal_all_at_once_and_keep_no_patches():
+    from infi.concepts import build_bank, concept_scores
+    from infi.encoders import shared_encoder
+
+    s = demo_session(n=150, members=2)
+    for mode in ("patches", "segments"):
+        X = s.extract_concepts(demo_corpus(), mode, dense="sclip").X
+        encoder = shared_encoder("demo")
+        whole = encoder.embed_images(s.dataset.arrays, patches=True, dense="sclip")
+        expected = concept_scores(whole, build_bank(encoder, demo_corpus()), mode).X
+        np.testing.assert_allclose(X, expected, atol=1e-5)
+        assert s.embeddings.patches is None and s.embeddings.global_.shape == (150, encoder.dim)
+        assert all(e.embeddings.patches is None for e in s.eval_sets.values())
+    hits = s.cache.hits
+    s.extract_concepts(demo_corpus(), "segments", dense="sclip")  # a second run is free
+    assert s.cache.hits == hits + 1 + len(s.eval_sets)
+
+
+def test_the_array_cache_is_bounded_in_bytes():
+    from infi.cache import ArrayCache
+
+    cache = ArrayCache(max_items=100, max_bytes=3 * 4000)
+    for i in range(5):
+        cache.put(str(i), {"a": np.zeros(1000, np.float32)})
+    assert cache.nbytes <= 3 * 4000 and cache.get("0") is None and cache.get("4") is not None

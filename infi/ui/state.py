@@ -116,7 +116,9 @@ def keeps(key: str) -> dict:
 def get_session() -> Session:
     """This browser session's pipeline, created on first use (memory-only cache)."""
     if SESSION not in st.session_state:
-        st.session_state[SESSION] = Session(cache=ArrayCache(None, max_items=8))
+        # One visitor's arrays: bounded in bytes, lower on a shared server.
+        st.session_state[SESSION] = Session(cache=ArrayCache(None, max_items=8,
+                                                             max_bytes=(128 if hosted() else 512) * 1024**2))
     return st.session_state[SESSION]
 
 
