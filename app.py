@@ -27,6 +27,7 @@ session = state.get_session()
 autosave(session)  # the step a page ran last time ended in st.rerun(), so save at the start
 render_sidebar(session)
 notice = state.pop_notice()
-if notice:
-    st.info(escape(notice))  # notices are plain text and may hold names a person chose
+slot = st.container()  # always there: a notice must not shift the page's elements (an open expander
+if notice:             # below it was re-created closed on the next run)
+    slot.info(escape(notice))  # notices are plain text and may hold names a person chose
 navigation.run()

@@ -32,7 +32,7 @@ def app_bundle() -> bytes:
     at.button(key=state.BTN_DISTILL).click().run()
     at.switch_page("pages/finetune.py").run()
     at.selectbox(key=state.TUNE_CLASS).set_value("triangle").run()
-    at.selectbox(key=state.QUICK_CONCEPT).set_value("grass")
+    at.selectbox(key=state.quick_concept_key("triangle")).set_value("grass")
     at.selectbox(key=state.QUICK_ACTION).set_value("remove")
     at.button(key=state.BTN_QUICK).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]

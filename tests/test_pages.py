@@ -407,14 +407,26 @@ def test_choices_already_in_place_are_named_and_a_failed_apply_stays_on_screen()
     assert_clean(at)
     assert [(a["concept"], a["kind"]) for a in session.provenance.steps[-1].actions] == [(other, "remove")]
     assert f"Left out, already in place: lock {live} on triangle" in at.session_state[state.NOTICE]
-    # A failed Apply: the message survives the rerun that follows, and goes with the choices.
-    steps = len(session.provenance)
+    # A cell that is not a number is named before Apply, which waits for a fix.
     third = nonzero_concept(session, "triangle", but=(live, other))
     edit_rows(at, session, "triangle", {third: {"action": "downtune", "scale": "abc"}})
+    assert at.button(key=state.BTN_APPLY).disabled and at.button(key=state.BTN_APPLY).label == "Fix the numbers first"
+    assert any(f"scale of {third} on triangle: 'abc' is not a number" in plain(e.value) for e in at.error)
+    # A failed Apply: the message survives the rerun that follows, and goes with the choices.
+    steps = len(session.provenance)
+    edit_rows(at, session, "triangle", {third: {"action": "downtune", "scale": "0.5"}})
+
+    def failing_tune(*args, **kwargs):
+        from infi.errors import TuningError
+
+        raise TuningError("the refit could not meet these bounds")
+
+    session.tune = failing_tune
     at.button(key=state.BTN_APPLY).click().run()
     at.run()
+    del session.tune
     assert len(session.provenance) == steps
-    assert [e.value for e in at.error if "is not a number" in e.value] != []
+    assert [e.value for e in at.error if "could not meet these bounds" in e.value] != []
     assert len(at.error) == 1  # once, not once per run
     at.button(key=state.BTN_CLEAR_PENDING).click().run()
     assert not at.error
@@ -430,7 +442,7 @@ def test_a_group_edit_with_hold_others_and_what_took_over():
     at.selectbox(key=state.TUNE_CLASS).set_value("triangle").run()
     assert at.checkbox(key=state.HOLD_ON).value  # holding the others is the default
     at.checkbox(key=state.HOLD_ON).uncheck().run()
-    at.selectbox(key=state.QUICK_CONCEPT).set_value("group:background")
+    at.selectbox(key=state.quick_concept_key("triangle")).set_value("group:background")
     at.selectbox(key=state.QUICK_ACTION).set_value("remove")
     at.button(key=state.BTN_QUICK).click().run()
     assert_clean(at)

@@ -104,6 +104,17 @@ def to_actions(pending: dict[Key, dict]) -> list[TuningAction]:
     return actions
 
 
+def number_problems(pending: dict[Key, dict]) -> list[str]:
+    """Each scale or magnitude cell that is not a number, in words (empty when all are fine)."""
+    out = []
+    for key, choice in pending.items():
+        try:
+            to_actions({key: choice})
+        except TuningError as err:
+            out.append(str(err))
+    return out
+
+
 def describe(pending: dict[Key, dict]) -> list[str]:
     """Each pending edit in words, e.g. 'downtune grass ×0.2 on triangle'."""
     out = []

@@ -71,10 +71,10 @@ def group_key(class_name: str) -> str:
 EDIT_CONFIG = {
     "action": st.column_config.SelectboxColumn(options=ACTION_OPTIONS, required=True,
                                                help="— keeps the weight as the refit finds it"),
-    "scale": st.column_config.TextColumn(help="downtune: 0–1 (blank = 0.2); uptune: above 1 (blank = 2)",
-                                         validate=r"^\s*-?[0-9]*[.,]?[0-9]*\s*$"),
-    "magnitude": st.column_config.TextColumn(help="uptune of a weight at 0: its signed size, e.g. 0.5",
-                                             validate=r"^\s*-?[0-9]*[.,]?[0-9]*\s*$"),
+    # No client-side pattern: the grid dropped a text that failed it without a word; the page
+    # names a bad number instead (apply_pending).
+    "scale": st.column_config.TextColumn(help="downtune: 0–1 (blank = 0.2); uptune: above 1 (blank = 2)"),
+    "magnitude": st.column_config.TextColumn(help="uptune of a weight at 0: its signed size, e.g. 0.5"),
 }
 
 
@@ -136,6 +136,7 @@ def apply_pending(session: Session, hold: float | None) -> None:
     effect are named and left out; a failed Apply stays on screen while its choices stay armed."""
     pending = state.pending()
     keys, lines = list(pending), edits.describe(pending)
+    bad = edits.number_problems(pending)
     done = session.in_place(list(edits.to_actions_lenient(pending))) if pending else []
     todo = {k: pending[k] for k, in_place in zip(keys, done) if not in_place}
     skipped = [line for line, in_place in zip(lines, done) if in_place]
@@ -144,7 +145,9 @@ def apply_pending(session: Session, hold: float | None) -> None:
         label = f"Apply {len(todo)} edit{'s' if len(todo) != 1 else ''}"
     else:
         label = "Nothing to apply: already in place" if pending else "Apply (choose an action first)"
-    apply = c1.button(label, type="primary", disabled=not todo, key=state.BTN_APPLY, width="stretch")
+    if bad:
+        label = "Fix the numbers first"
+    apply = c1.button(label, type="primary", disabled=not todo or bool(bad), key=state.BTN_APPLY, width="stretch")
     if c2.button("Clear choices", disabled=not pending, key=state.BTN_CLEAR_PENDING, width="stretch"):
         state.clear_pending()
         st.rerun()
@@ -152,6 +155,9 @@ def apply_pending(session: Session, hold: float | None) -> None:
         st.markdown("**Waiting to apply:** " + "; ".join(
             escape(line) + (" *(already in place: left out)*" if in_place else "")
             for line, in_place in zip(lines, done)))
+    if bad:
+        st.error("Not a number: " + "; ".join(escape(b) for b in bad) + ". Type a number such as 0.5, or "
+                 "leave the cell blank for the default.", icon=":material/error:")
     problem = state.problem(state.BTN_APPLY, pending)
     if problem:
         st.error(problem, icon=":material/error:")
@@ -186,7 +192,7 @@ def quick_edit(session: Session, cls: str, table: pd.DataFrame, hold: float | No
         st.markdown(f"**Quick edit** on {escape(cls)} (applies at once)")
         c1, c2, c3 = st.columns(3)
         item = c1.selectbox("Concept or group (most influential first)", options, format_func=label,
-                            index=options.index(table["concept"].iloc[0]), key=state.QUICK_CONCEPT)
+                            index=options.index(table["concept"].iloc[0]), key=state.quick_concept_key(cls))
         kind = c2.selectbox("Action", KINDS, index=KINDS.index("downtune"), key=state.QUICK_ACTION)
         scale = c3.number_input("Scale (downtune, uptune)", 0.0, 100.0, 0.2, 0.05, key=state.QUICK_SCALE,
                                 help="downtune: 0–1; uptune: above 1; remove and lock ignore it")
@@ -203,7 +209,8 @@ def quick_edit(session: Session, cls: str, table: pd.DataFrame, hold: float | No
                                  hold_others=hold)
                     state.bump_edit_version()  # the table re-sorts; pending choices stay with their concepts
                     state.clear_problems()
-                    state.notify(f"Applied: {kind} {label(item)} on {cls}. What changed is below.")
+                    scaled = f" ×{scale:g}" if kind in edits.DEFAULT_SCALE else ""
+                    state.notify(f"Applied: {kind} {label(item)}{scaled} on {cls}. What changed is below.")
             st.rerun()  # after success (fresh table and notice) or failure (the message is kept)
 
 

@@ -189,6 +189,11 @@ PRG_CLASSES = "prg_classes"
 BTN_PRG = "btn_prg"
 
 
+def quick_concept_key(class_name: str) -> str:
+    """The quick edit's concept select, one per class (each opens on its class's top concept)."""
+    return f"{QUICK_CONCEPT}_{class_name}"
+
+
 def pending() -> dict:
     """The Fine-tune page's pending edits, keyed by (class, concept or group)."""
     return st.session_state.setdefault(PENDING, {})
