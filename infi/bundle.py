@@ -131,16 +131,18 @@ def load_session(data: bytes, session: Session | None = None) -> Session:
         return _rebuild(manifest, arrays, provenance, session)
     except LimitError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError, IndexError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError, IndexError, OverflowError) as err:
         raise BundleError(f"bundle: inconsistent contents ({err})") from err
 
 
 def _rebuild(manifest: dict, arrays: dict, provenance: Provenance, session: Session | None) -> Session:
     """The manifest and arrays read into the parts ``Session.from_saved`` puts together."""
     names, mode = tuple(manifest["concepts"]), manifest["mode"]
+    _check_rows(manifest["dataset"], arrays["X"], "the dataset")
     dataset = _regenerate(manifest["dataset"])
     eval_sets = {}
     for name, desc in manifest.get("eval_sets", {}).items():
+        _check_rows(desc, arrays[f"eval/{name}/X"], f"the evaluation set {name!r}")
         images = _regenerate(desc)
         if images is not None:
             eval_sets[name] = EvalSet(images, arrays[f"eval/{name}/P"], None,
@@ -164,6 +166,16 @@ def _rebuild(manifest: dict, arrays: dict, provenance: Provenance, session: Sess
         provenance=provenance, cache=session.cache if session is not None else None)
     loaded.dense = dense
     return loaded
+
+
+def _check_rows(desc: dict, X: np.ndarray, what: str) -> None:
+    """The image count a description claims must be the saved rows' before anything is
+    regenerated (a bundle claiming 2,000 images for 60 rows once generated them all first)."""
+    claims = {int(v) for v in (desc.get("n"), (desc.get("source") or {}).get("n")) if v is not None}
+    if desc.get("ids") is not None:
+        claims.add(len(desc["ids"]))
+    if claims and claims != {X.shape[0]}:
+        raise BundleError(f"bundle: {what} claims {sorted(claims)} images for {X.shape[0]} rows of scores")
 
 
 def _regenerate(desc: dict) -> ImageSet | None:

@@ -213,9 +213,10 @@ def from_arrays(ids: Sequence[str], arrays: np.ndarray, labels: np.ndarray | Non
 
 def _from_blobs(named: list[tuple[str, bytes]], labels: list[int] | None,
                 class_names: tuple[str, ...] | None, source: dict,
-                skipped: list[Skipped], progress: Progress | None = None) -> ImageSet:
-    """Validate every blob (``check_image``: a real decode within the budget); keep the bytes
-    and decode each one again when it is used. A bad image is skipped and named."""
+                skipped: list[Skipped], progress: Progress | None = None, checked: bool = False) -> ImageSet:
+    """Validate every blob (``check_image``: a real decode within the budget) unless the caller
+    already did (``checked``); keep the bytes and decode each one again when it is used. A bad
+    image is skipped and named."""
     budget = Budget.current()
     budget.check("max_images", len(named), "the dataset's image count")
     ids, blobs, keep_labels = [], [], []
@@ -223,7 +224,8 @@ def _from_blobs(named: list[tuple[str, bytes]], labels: list[int] | None,
         if progress is not None and k % 50 == 0:
             progress(k, len(named))
         try:
-            check_image(blob, name, budget)
+            if not checked:
+                check_image(blob, name, budget)
         except InputError as err:
             skipped.append(Skipped(name, str(err).removeprefix(f"{name}: ")))
             continue
@@ -239,14 +241,17 @@ def _from_blobs(named: list[tuple[str, bytes]], labels: list[int] | None,
 
 
 def safe_zip_members(data: bytes | Path, max_members: int | None = None, max_total_bytes: int | None = None,
-                     budget: Budget | None = None) -> tuple[list[tuple[str, bytes]], list[Skipped]]:
+                     budget: Budget | None = None, check: Callable[[bytes, str], None] | None = None,
+                     progress: Progress | None = None) -> tuple[list[tuple[str, bytes | None]], list[Skipped]]:
     """Read the regular files of a ZIP with path checks, streamed within the budget.
 
     Absolute paths, ``..`` components and links are refused (the whole archive: it is hostile).
     Nested archives, hidden or macOS metadata files, members over the per-file limit and members
     that cannot be read (bad CRC, bad compressed data, encryption, unknown compression) are
     skipped and named. Each member is read in blocks with a running byte count, so a member that
-    lies about its size stops at the limit instead of filling memory.
+    lies about its size stops at the limit instead of filling memory. With ``check`` (e.g.
+    ``check_image``), only image files are read, each is checked as soon as it is read and a
+    failing one is skipped, named and kept as ``(name, None)``: its bytes are not held.
     """
     budget = budget or Budget.current()
     max_members = max_members or budget.max_images
@@ -281,11 +286,25 @@ def safe_zip_members(data: bytes | Path, max_members: int | None = None, max_tot
             if info.file_size > budget.max_file_bytes:
                 skipped.append(Skipped(name, over_file_limit(info.file_size, budget)))
                 continue
+            if check is not None and path.suffix.lower() not in IMAGE_SUFFIXES:
+                skipped.append(Skipped(name, "not an image file"))
+                continue
+            if progress is not None and len(out) % 50 == 0:
+                progress(len(out), len(infos))
             blob = _read_member(zf, info, name, min(budget.max_file_bytes, max_total_bytes - total), skipped)
             if blob is None:
                 continue
+            if check is not None:
+                try:
+                    check(blob, name)
+                except InputError as err:
+                    skipped.append(Skipped(name, str(err).removeprefix(f"{name}: ")))
+                    out.append((name, None))
+                    continue
             total += len(blob)
             out.append((name, blob))
+    if progress is not None:
+        progress(len(infos), len(infos))
     return out, skipped
 
 
@@ -322,22 +341,23 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limit: i
 def from_zip(data: bytes | Path, max_members: int | None = None, max_total_bytes: int | None = None,
              progress: Progress | None = None) -> ImageSet:
     """A ZIP in ImageFolder layout: ``class_name/image.png`` (an optional single top folder is
-    allowed); images at the top level are kept unlabelled."""
-    members, skipped = safe_zip_members(data, max_members, max_total_bytes)
-    images = [(n, b) for n, b in members if PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES]
-    for n, _ in members:
-        if PurePosixPath(n).suffix.lower() not in IMAGE_SUFFIXES:
-            skipped.append(Skipped(n, "not an image file"))
-    parts = [PurePosixPath(n).parts for n, _ in images]
+    allowed); images at the top level are kept unlabelled. Each image is checked as it is read
+    (a bad one's bytes are dropped at once); classes come from every image file's folder."""
+    budget = Budget.current()
+    members, skipped = safe_zip_members(data, max_members, max_total_bytes, budget,
+                                        check=lambda blob, name: check_image(blob, name, budget),
+                                        progress=progress)
+    parts = [PurePosixPath(n).parts for n, _ in members]
     # Strip one common top folder (zips made by "compress folder").
     if parts and all(len(p) >= 3 for p in parts) and len({p[0] for p in parts}) == 1:
         parts = [p[1:] for p in parts]
     folders = [p[0] if len(p) >= 2 else None for p in parts]
     class_names = tuple(sorted({f for f in folders if f is not None}))
     index = {c: i for i, c in enumerate(class_names)}
-    labels = [index[f] if f is not None else -1 for f in folders] if class_names else None
-    named = [("/".join(p), b) for p, (_, b) in zip(parts, images)]
-    return _from_blobs(named, labels, class_names or None, {"kind": "zip"}, skipped, progress)
+    good = [k for k, (_, b) in enumerate(members) if b is not None]
+    labels = [index[folders[k]] if folders[k] is not None else -1 for k in good] if class_names else None
+    named = [("/".join(parts[k]), members[k][1]) for k in good]
+    return _from_blobs(named, labels, class_names or None, {"kind": "zip"}, skipped, checked=True)
 
 
 def parse_label_csv(data: bytes | str) -> dict[str, str | None]:
@@ -425,9 +445,26 @@ def from_folder(path: str | Path, max_members: int | None = None, progress: Prog
     class_names = tuple(sorted({r.parts[0] for r in rel if len(r.parts) >= 2}))
     index = {c: i for i, c in enumerate(class_names)}
     labels = [index[r.parts[0]] if len(r.parts) >= 2 else -1 for r in rel] if class_names else None
-    named = [(r.as_posix(), p.read_bytes()) for r, p in zip(rel, files)]
-    return _from_blobs(named, labels, class_names or None, {"kind": "folder", "path": str(root)}, skipped,
-                       progress)
+    named, keep_labels = [], []
+    for k, (r, p) in enumerate(zip(rel, files)):  # each file checked as it is read: a bad one is not held
+        if progress is not None and k % 50 == 0:
+            progress(k, len(files))
+        try:
+            blob = p.read_bytes()
+            check_image(blob, r.as_posix(), budget)
+        except InputError as err:
+            skipped.append(Skipped(r.as_posix(), str(err).removeprefix(f"{r.as_posix()}: ")))
+            continue
+        except OSError as err:
+            skipped.append(Skipped(r.as_posix(), f"cannot be read ({err.strerror or err})"))
+            continue
+        named.append((r.as_posix(), blob))
+        if labels is not None:
+            keep_labels.append(labels[k])
+    if progress is not None:
+        progress(len(files), len(files))
+    return _from_blobs(named, keep_labels if labels is not None else None, class_names or None,
+                       {"kind": "folder", "path": str(root)}, skipped, checked=True)
 
 
 def from_hf_dataset(name: str, split: str = "train", image_column: str = "image",

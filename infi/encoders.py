@@ -26,6 +26,7 @@ from infi.device import pick_device
 from infi.errors import ModelLoadError
 from infi.hub import failure_detail, is_local, load_pretrained
 
+MIN_TOKENS = 64  # fewer than this is no vocabulary (a tokenizer without its tokenizer.json has 2)
 DEFAULT_ENCODER = "demo"  # a registered name: the bundled encoder, which works offline
 Progress = Callable[[int, int], None]
 
@@ -104,12 +105,16 @@ class ClipEncoder:
             return cls(model, processor, name_or_path, device)
         advice = ("If this machine is offline, use the bundled demo encoder ('demo') or a local folder holding "
                   "a CLIP checkpoint saved with save_pretrained.")
-        model = load_pretrained(CLIPModel, name_or_path, "the CLIP checkpoint", advice)
+        model = load_pretrained(CLIPModel, name_or_path, "the CLIP checkpoint", advice, ("clip",))
         try:
             processor = CLIPProcessor.from_pretrained(name_or_path, local_files_only=is_local(name_or_path))
         except (OSError, ValueError) as err:  # ValueError: a folder that is not a CLIP checkpoint
             raise ModelLoadError(f"Could not load the CLIP checkpoint {name_or_path!r}: {failure_detail(err)}. "
                                  f"{advice}") from err
+        words, vocab = len(processor.tokenizer), int(model.config.text_config.vocab_size)
+        if words > vocab or words < MIN_TOKENS:  # a missing tokenizer.json once gave 2 tokens: every prompt alike
+            raise ModelLoadError(f"Could not load the CLIP checkpoint {name_or_path!r}: its tokenizer knows "
+                                 f"{words} tokens but the text model {vocab}; is tokenizer.json missing? {advice}")
         return cls(model, processor, str(name_or_path), device)
 
     def pixel_values(self, images: Sequence[Image.Image] | np.ndarray) -> torch.Tensor:

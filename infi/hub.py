@@ -3,6 +3,7 @@ sees them, so a mistyped folder is reported as a missing folder rather than a ba
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -40,12 +41,14 @@ def failure_detail(err: Exception) -> str:
     return str(err).strip().rstrip(".")
 
 
-def load_pretrained(loader, reference: str, what: str, advice: str):
+def load_pretrained(loader, reference: str, what: str, advice: str, model_types: tuple[str, ...] = ()):
     """``loader.from_pretrained`` for a person's model, refusing what would be unsafe or silently
     wrong: only safetensors weights (a pickled ``pytorch_model.bin`` is never loaded), and a
     checkpoint whose weights leave parameters missing or unused is an error, not a randomly
     initialised model. Every failure is a ``ModelLoadError`` naming ``what`` and ``advice``."""
     local = is_local(reference)
+    if local:
+        check_config(Path(reference).expanduser(), what, advice, model_types)
     try:
         model, info = loader.from_pretrained(reference, local_files_only=local, use_safetensors=True,
                                              output_loading_info=True)
@@ -63,3 +66,19 @@ def load_pretrained(loader, reference: str, what: str, advice: str):
         raise ModelLoadError(f"Could not load {what} {reference!r}: its weights do not match the model ({listed}), "
                              f"so it would run with random weights. {advice}")
     return model
+
+
+def check_config(folder: Path, what: str, advice: str, model_types: tuple[str, ...]) -> None:
+    """A local checkpoint's config.json, read before transformers builds anything: missing, not
+    JSON or of another model type, transformers would build a full-size default model first."""
+    config = folder / "config.json"
+    if not config.is_file():
+        raise ModelLoadError(f"Could not load {what} {str(folder)!r}: the folder has no config.json. {advice}")
+    try:
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (ValueError, UnicodeDecodeError, AttributeError) as err:
+        raise ModelLoadError(f"Could not load {what} {str(folder)!r}: its config.json is not a JSON object "
+                             f"({err}). {advice}") from err
+    if model_types and model_type not in model_types:
+        raise ModelLoadError(f"Could not load {what} {str(folder)!r}: its config.json describes a "
+                             f"{model_type!r} model, not {' or '.join(model_types)}. {advice}")

@@ -82,3 +82,22 @@ def test_patch_map_and_class_means(toy):
         patch_score_map(emb.patches[1], bank, "zzz", grid=2)
     means = class_concept_means(np.array([[1.0, 0], [3, 0], [0, 5]]), np.array([0, 0, 1]), 3)
     assert means.tolist() == [[2, 0], [0, 5], [0, 0]]
+
+
+def test_concept_banks_are_computed_once_per_model_and_corpus():
+    from infi.concepts import build_bank
+    from infi.demo.plugin import demo_corpus
+    from infi.encoders import shared_encoder
+
+    encoder = shared_encoder("demo")
+    calls = []
+    original = encoder.embed_texts
+    encoder.embed_texts = lambda texts, **kw: calls.append(len(texts)) or original(texts, **kw)
+    try:
+        corpus = demo_corpus().with_concepts(["grass", "sky", "a concept seen once"])
+        first = build_bank(encoder, corpus)
+        assert build_bank(encoder, corpus) is first and len(calls) == 1
+        build_bank(encoder, corpus.with_concepts(["grass"]))
+        assert len(calls) == 2
+    finally:
+        del encoder.embed_texts
