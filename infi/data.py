@@ -172,6 +172,11 @@ class ImageSet:
     def images(self, indices: Iterable[int] | None = None) -> list[Image.Image]:
         return [self.image(i) for i in (range(len(self)) if indices is None else indices)]
 
+    def lazy(self) -> LazyImages:
+        """The images as a sequence decoded slice by slice: an encoder walking it in batches
+        holds one batch of pixels, not the whole set (10,000 decoded photos are ~5 GB)."""
+        return LazyImages(self)
+
     def as_arrays(self, size: int) -> np.ndarray:
         """All images resized to ``size``×``size`` as uint8 [N, size, size, 3]."""
         if self.arrays is not None and self.arrays.shape[1:3] == (size, size):
@@ -187,6 +192,19 @@ class ImageSet:
     def describe(self) -> dict:
         return {"n": len(self), "classes": list(self.class_names or ()), "source": self.source,
                 "content_hash": self.content_hash, "skipped": len(self.skipped)}
+
+
+@dataclass
+class LazyImages:
+    """``ImageSet.lazy()``: ``len`` and slices (decoded on access), as ``embed_images`` uses them."""
+
+    images: ImageSet
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, rows: slice) -> list[Image.Image]:
+        return self.images.images(range(*rows.indices(len(self.images))))
 
 
 def _hash(ids: Sequence[str], blobs: Iterable[bytes]) -> str:

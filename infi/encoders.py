@@ -12,6 +12,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from infi.device import pick_device
 from infi.errors import ModelLoadError
 from infi.hub import failure_detail, is_local, load_pretrained
 
+BATCH = 32  # images per forward: on a 2-core CPU 32 ran ViT-B/32 at 19 images/s, 64 at 16
 MIN_TOKENS = 64  # fewer than this is no vocabulary (a tokenizer without its tokenizer.json has 2)
 DEFAULT_ENCODER = "demo"  # a registered name: the bundled encoder, which works offline
 Progress = Callable[[int, int], None]
@@ -137,23 +139,35 @@ class ClipEncoder:
         return x.mul_(scale).add_(shift)
 
     @torch.inference_mode()
-    def embed_images(self, images: Sequence[Image.Image] | np.ndarray, batch_size: int = 64,
+    def embed_images(self, images: Sequence[Image.Image] | np.ndarray, batch_size: int = BATCH,
                      patches: bool = True, progress: Progress | None = None,
                      dense: str = "vanilla") -> ImageEmbeddings:
         """L2-normalized global embeddings [N, D] and (with ``patches``) patch embeddings
         [N, P, D] made by the ``dense`` last-block method (``infi.dense``), in one forward pass."""
         n = len(images)
         globals_, patch_list = [], []
-        for start in range(0, n, batch_size):
-            g, p = dense_forward(self.model, self.pixel_values(images[start:start + batch_size]), dense, patches)
-            globals_.append(F.normalize(g.float(), dim=-1).cpu())
-            if patches:
-                patch_list.append(F.normalize(p.float(), dim=-1).cpu())
-            if progress:
-                progress(min(start + batch_size, n), n)
+        starts = range(0, n, batch_size)
+        # Decode and preprocess the next batch in a thread while the model runs on this one
+        # (torch and Pillow's decoders release the GIL): the raw forward's pace, not its sum.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ahead = pool.submit(self._pixels_of, images, starts[0], batch_size) if n else None
+            for k, start in enumerate(starts):
+                pixels = ahead.result()
+                if k + 1 < len(starts):
+                    ahead = pool.submit(self._pixels_of, images, starts[k + 1], batch_size)
+                g, p = dense_forward(self.model, pixels, dense, patches)
+                globals_.append(F.normalize(g.float(), dim=-1).cpu())
+                if patches:
+                    patch_list.append(F.normalize(p.float(), dim=-1).cpu())
+                if progress:
+                    progress(min(start + batch_size, n), n)
         g = torch.cat(globals_).numpy() if globals_ else np.zeros((0, self.dim), np.float32)
         p = torch.cat(patch_list).numpy() if patch_list else None
         return ImageEmbeddings(g, p, self.grid, dense)
+
+    def _pixels_of(self, images, start: int, batch_size: int) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.pixel_values(images[start:start + batch_size])
 
     @torch.inference_mode()
     def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:

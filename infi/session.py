@@ -287,7 +287,7 @@ class Session:
                 progress(len(data), len(data))
             return ImageEmbeddings(hit["global"], hit.get("patches"), int(hit["grid"][0]), dense)
         encoder = shared_encoder(self.encoder_id)
-        source = data.arrays if data.arrays is not None else data.images()
+        source = data.arrays if data.arrays is not None else data.lazy()  # one batch decoded at a time
         emb = encoder.embed_images(source, patches=patches, progress=progress, dense=dense)
         arrays = {"global": emb.global_, "grid": np.array([emb.grid])}
         if emb.patches is not None:
@@ -321,7 +321,7 @@ class Session:
         return X
 
     def _region_scores(self, data: ImageSet, bank, corpus: Corpus, mode: str, progress: Progress | None,
-                       batch_size: int = 64) -> tuple[ConceptMatrix, ImageEmbeddings]:
+                       batch_size: int = 32) -> tuple[ConceptMatrix, ImageEmbeddings]:
         """Region scores streamed batch by batch (patches -> regions -> scores): only the global
         embeddings and the concept matrix are kept, never the patch embeddings [N, P, D] (at
         ~200 KB per image for ViT-B/16 they once filled a hosted server). Cached, memory and

@@ -417,7 +417,7 @@ class ClipZeroShotTeacher:
         return np.einsum("j,jnc->nc", weights, per_template), weights
 
     def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray:
-        emb = self.encoder.embed_images(images.images(), patches=False, progress=progress)
+        emb = self.encoder.embed_images(images.lazy(), patches=False, progress=progress)  # a batch at a time
         logits, _ = self.ensemble(self.template_logits(emb.global_))
         return check_probabilities(softmax(logits.astype(np.float64)), len(images),
                                    len(self.class_names), self.name)

@@ -293,3 +293,14 @@ def test_unreadable_archive_members_are_skipped_and_named():
     assert set(reasons) == {"b/bad_crc.png", "b/bad_deflate.png", "b/secret.png"}, reasons
     assert reasons["b/secret.png"] == "cannot be read: encrypted"
     assert "BadZipFile" in reasons["b/bad_crc.png"]
+
+
+def test_lazy_images_decode_only_the_slice_asked_for():
+    data = from_files([(f"{i}.png", png_bytes(value=10 * i)) for i in range(6)])
+    decoded = []
+    loader = data.loader
+    data.loader = lambda i: decoded.append(i) or loader(i)
+    lazy = data.lazy()
+    assert len(lazy) == 6 and decoded == []
+    batch = lazy[2:5]
+    assert decoded == [2, 3, 4] and [np.asarray(im)[0, 0, 0] for im in batch] == [20, 30, 40]
