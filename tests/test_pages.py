@@ -228,6 +228,7 @@ def test_hosted_deployments_hide_the_local_folder_source(monkeypatch):
     monkeypatch.setenv("INFI_HOSTED", "1")
     at = new_app()
     assert "Local folder" not in at.radio(key=state.DATA_SOURCE).options
+    assert at.number_input(key=state.WORLD_SIZE).max == 5000  # the hosted budget's world size
     monkeypatch.setenv("INFI_HOSTED", "0")
     at = new_app()
     assert "Local folder" in at.radio(key=state.DATA_SOURCE).options

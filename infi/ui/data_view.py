@@ -10,6 +10,7 @@ from infi import metrics, teachers
 from infi.data import ImageSet
 from infi.demo.world import SPLITS, from_world, generate_world
 from infi.encoders import DEFAULT_ENCODER
+from infi.limits import Budget
 from infi.session import Session
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status, progress_step
@@ -35,8 +36,10 @@ def dataset_picker(session: Session) -> None:
         split = c1.selectbox("Split", SPLITS, index=state.kept_index(state.WORLD_SPLIT, SPLITS),
                              **state.keeps(state.WORLD_SPLIT),
                              help="biased: each shape usually sits on its own background")
-        n = c2.number_input("Images", 50, 20000, state.kept(state.WORLD_SIZE, 1200), 50,
-                            **state.keeps(state.WORLD_SIZE))
+        most = min(20000, Budget.current().max_world_images)
+        n = c2.number_input("Images", 50, most, min(state.kept(state.WORLD_SIZE, 1200), most), 50,
+                            **state.keeps(state.WORLD_SIZE), help=f"At most {most:,} here (the budget's "
+                            "max_world_images; see Limits and safety in the README)")
         seed = c3.number_input("Seed", 0, 2**31 - 1, state.kept(state.WORLD_SEED, 7), **state.keeps(state.WORLD_SEED))
         p = c4.slider("Shortcut p", 0.0, 1.0, state.kept(state.WORLD_P, 0.9), 0.05, disabled=split != "biased",
                       **state.keeps(state.WORLD_P))
