@@ -50,7 +50,8 @@ def save_session(session: Session) -> bytes:
                     if session.dataset is not None else session.dataset_ref or {"ids": None}),
         "teacher": session.teacher_name, "class_names": list(session.class_names or ()),
         "encoder": session.encoder_id, "corpus": session.corpus.to_dict() if session.corpus else None,
-        "mode": session.mode, "dense": session.dense, "concepts": list(session.concepts.names),
+        "mode": session.mode, "dense": session.dense, "resolution": session.resolution,
+        "concepts": list(session.concepts.names),
         "eval_sets": {}, "student": None, "student_params": session.student_params,
     }
     for name, e in session.eval_sets.items():
@@ -165,6 +166,10 @@ def _rebuild(manifest: dict, arrays: dict, provenance: Provenance, session: Sess
         student_params=manifest.get("student_params") or {}, split=split, bounds=bounds,
         provenance=provenance, cache=session.cache if session is not None else None)
     loaded.dense = dense
+    resolution = manifest.get("resolution")
+    if resolution is not None and (not isinstance(resolution, int) or not 16 <= resolution <= 1024):
+        raise BundleError(f"bundle: resolution {str(resolution)[:20]!r} is not an image size")
+    loaded.resolution = resolution
     return loaded
 
 

@@ -93,10 +93,11 @@ def last_block(layer, x: torch.Tensor, method: str) -> torch.Tensor:
 
 
 def dense_forward(model, pixel_values: torch.Tensor, method: str = "vanilla",
-                  patches: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+                  patches: bool = True, interpolate: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(image embedding [B, D], patch embeddings [B, P, D] or None), projected and not
     normalized, from one forward pass: the global embedding is CLIP's own; the patches are
-    ``method``'s (none are computed without ``patches``)."""
+    ``method``'s (none are computed without ``patches``). ``interpolate`` lets the input be larger
+    than the checkpoint's size (its position embeddings are interpolated)."""
     if method not in DENSE_METHODS:
         raise ValueError(f"dense method: {method!r} is not one of {DENSE_METHODS}")
     vision = model.vision_model
@@ -107,7 +108,7 @@ def dense_forward(model, pixel_values: torch.Tensor, method: str = "vanilla",
         lambda module, args, kwargs: captured.append(kwargs.get("hidden_states", args[0] if args else None)),
         with_kwargs=True) if hook else None
     try:
-        out = vision(pixel_values=pixel_values)
+        out = vision(pixel_values=pixel_values, interpolate_pos_encoding=interpolate)
     finally:
         if handle is not None:
             handle.remove()

@@ -24,7 +24,7 @@ from PIL import Image
 from infi import registry
 from infi.dense import dense_forward
 from infi.device import pick_device
-from infi.errors import ModelLoadError
+from infi.errors import InputError, ModelLoadError
 from infi.hub import failure_detail, is_local, load_pretrained
 
 BATCH = 32  # images per forward: on a 2-core CPU 32 ran ViT-B/32 at 19 images/s, 64 at 16
@@ -94,7 +94,8 @@ class ClipEncoder:
         self.name = name
         vision = model.config.vision_config
         self.image_size = int(vision.image_size)
-        self.grid = self.image_size // int(vision.patch_size)
+        self.patch = int(vision.patch_size)
+        self.grid = self.image_size // self.patch
 
     @classmethod
     def load(cls, name_or_path: str = DEFAULT_ENCODER, device: torch.device | None = None) -> ClipEncoder:
@@ -119,12 +120,15 @@ class ClipEncoder:
                                  f"{words} tokens but the text model {vocab}; is tokenizer.json missing? {advice}")
         return cls(model, processor, str(name_or_path), device)
 
-    def pixel_values(self, images: Sequence[Image.Image] | np.ndarray) -> torch.Tensor:
+    def pixel_values(self, images: Sequence[Image.Image] | np.ndarray, resolution: int | None = None) -> torch.Tensor:
         """CLIP preprocessing (shortest edge resize, bicubic; centre crop; rescale; normalize),
-        done as one uint8 batch in torch instead of per-image float work in the processor."""
+        done as one uint8 batch in torch instead of per-image float work in the processor.
+        ``resolution`` replaces the checkpoint's crop size (region modes at a higher resolution)."""
         ip = self.processor.image_processor
         crop_h, crop_w = _crop_size(ip)
         short = _shortest_edge(ip) or min(crop_h, crop_w)
+        if resolution is not None and resolution != self.image_size:
+            crop_h = crop_w = short = int(resolution)
         if isinstance(images, np.ndarray) and images.shape[1:3] == (crop_h, crop_w) and short == crop_h == crop_w:
             batch = np.ascontiguousarray(images)
         else:
@@ -141,21 +145,27 @@ class ClipEncoder:
     @torch.inference_mode()
     def embed_images(self, images: Sequence[Image.Image] | np.ndarray, batch_size: int = BATCH,
                      patches: bool = True, progress: Progress | None = None,
-                     dense: str = "vanilla") -> ImageEmbeddings:
+                     dense: str = "vanilla", resolution: int | None = None) -> ImageEmbeddings:
         """L2-normalized global embeddings [N, D] and (with ``patches``) patch embeddings
-        [N, P, D] made by the ``dense`` last-block method (``infi.dense``), in one forward pass."""
+        [N, P, D] made by the ``dense`` last-block method (``infi.dense``), in one forward pass.
+        ``resolution`` (e.g. 448) interpolates the position embeddings for a finer patch grid."""
+        if resolution is not None and (resolution < self.image_size or resolution % self.patch):
+            raise InputError(f"resolution: {resolution} must be at least {self.image_size} and a multiple "
+                             f"of the patch size {self.patch}")
+        grid = (resolution or self.image_size) // self.patch
         n = len(images)
         globals_, patch_list = [], []
         starts = range(0, n, batch_size)
         # Decode and preprocess the next batch in a thread while the model runs on this one
         # (torch and Pillow's decoders release the GIL): the raw forward's pace, not its sum.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            ahead = pool.submit(self._pixels_of, images, starts[0], batch_size) if n else None
+            ahead = pool.submit(self._pixels_of, images, starts[0], batch_size, resolution) if n else None
             for k, start in enumerate(starts):
                 pixels = ahead.result()
                 if k + 1 < len(starts):
-                    ahead = pool.submit(self._pixels_of, images, starts[k + 1], batch_size)
-                g, p = dense_forward(self.model, pixels, dense, patches)
+                    ahead = pool.submit(self._pixels_of, images, starts[k + 1], batch_size, resolution)
+                g, p = dense_forward(self.model, pixels, dense, patches,
+                                     interpolate=grid != self.grid)
                 globals_.append(F.normalize(g.float(), dim=-1).cpu())
                 if patches:
                     patch_list.append(F.normalize(p.float(), dim=-1).cpu())
@@ -163,11 +173,11 @@ class ClipEncoder:
                     progress(min(start + batch_size, n), n)
         g = torch.cat(globals_).numpy() if globals_ else np.zeros((0, self.dim), np.float32)
         p = torch.cat(patch_list).numpy() if patch_list else None
-        return ImageEmbeddings(g, p, self.grid, dense)
+        return ImageEmbeddings(g, p, grid, dense)
 
-    def _pixels_of(self, images, start: int, batch_size: int) -> torch.Tensor:
+    def _pixels_of(self, images, start: int, batch_size: int, resolution: int | None) -> torch.Tensor:
         with torch.inference_mode():
-            return self.pixel_values(images[start:start + batch_size])
+            return self.pixel_values(images[start:start + batch_size], resolution)
 
     @torch.inference_mode()
     def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:

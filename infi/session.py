@@ -65,6 +65,7 @@ class Session:
     corpus: Corpus | None = None
     mode: str = "global"
     dense: str = "vanilla"  # the last-block method for patch embeddings (infi.dense)
+    resolution: int | None = None  # region modes' input size; None = the checkpoint's own
     concepts: ConceptMatrix | None = None
     student: ConceptStudent | None = None
     student_params: dict = field(default_factory=dict)
@@ -297,9 +298,13 @@ class Session:
         return emb
 
     def extract_concepts(self, corpus: Corpus, mode: str = "global",
-                         progress: Progress | None = None, dense: str | None = None) -> ConceptMatrix:
+                         progress: Progress | None = None, dense: str | None = None,
+                         resolution: int | None = None) -> ConceptMatrix:
         """Concept scores X [N, K] for the corpus; clears the student (its concepts changed).
-        ``dense`` picks the last-block method of region modes (``infi.dense``; kept if None)."""
+        ``dense`` picks the last-block method of region modes (``infi.dense``; kept if None);
+        ``resolution`` their input size (None: the checkpoint's own; e.g. 448 for a finer grid)."""
+        if mode != "global":
+            self.resolution = resolution
         if dense is not None:
             if dense not in DENSE_METHODS:
                 raise InputError(f"dense: {dense!r} is not one of {list(DENSE_METHODS)}")
@@ -326,7 +331,8 @@ class Session:
         embeddings and the concept matrix are kept, never the patch embeddings [N, P, D] (at
         ~200 KB per image for ViT-B/16 they once filled a hosted server). Cached, memory and
         disk, by dataset, encoder, corpus, mode and dense method."""
-        key = cache_key("scores", data.content_hash, self.encoder_id, corpus.to_dict(), mode, self.dense)
+        key = cache_key("scores", data.content_hash, self.encoder_id, corpus.to_dict(), mode, self.dense,
+                        self.resolution)
         hit = self.cache.get(key)
         if hit is not None:
             if progress:
@@ -338,7 +344,8 @@ class Session:
         for start in range(0, len(data), batch_size):
             rows = range(start, min(start + batch_size, len(data)))
             images = data.arrays[start:rows.stop] if data.arrays is not None else data.images(rows)
-            emb = encoder.embed_images(images, batch_size=batch_size, patches=True, dense=self.dense)
+            emb = encoder.embed_images(images, batch_size=batch_size, patches=True, dense=self.dense,
+                                       resolution=self.resolution)
             scores.append(concept_scores(emb, bank, mode).X)
             globals_.append(emb.global_)
             if progress:

@@ -111,3 +111,22 @@ def test_the_shared_encoder_cache_is_bounded_and_keyed_by_one_spelling(tiny_clip
         shutil.copytree(tiny_clip_dir, copies[-1])
         encoders.shared_encoder(str(copies[-1]))
     assert len(encoders._SHARED) == 2 and not encoders.is_loaded(str(tiny_clip_dir))  # least recent went
+
+
+def test_region_resolution_interpolates_position_embeddings(tiny):
+    """A finer patch grid at a higher input size, as transformers computes it."""
+    from infi.errors import InputError
+
+    images = random_images([(50, 40), (64, 64)])
+    native = tiny.embed_images(images)
+    fine = tiny.embed_images(images, resolution=64)
+    assert native.patches.shape[1] == 16 and native.grid == 4
+    assert fine.patches.shape[1] == 64 and fine.grid == 8
+    with torch.no_grad():
+        pixels = tiny.pixel_values(images, 64)
+        out = tiny.model.vision_model(pixel_values=pixels, interpolate_pos_encoding=True)
+        tokens = tiny.model.visual_projection(tiny.model.vision_model.post_layernorm(out.last_hidden_state))
+    expected = torch.nn.functional.normalize(tokens[:, 1:], dim=-1).numpy()
+    np.testing.assert_allclose(fine.patches, expected, atol=1e-5)
+    with pytest.raises(InputError, match="resolution: 60 must be at least 32 and a multiple of the patch size 8"):
+        tiny.embed_images(images, resolution=60)

@@ -637,6 +637,8 @@ def test_the_region_method_is_chosen_on_the_concepts_page_and_kept():
     at.button(key=state.BTN_TEACHER).click().run()
     at.switch_page("pages/concepts.py").run()
     assert at.selectbox(key=state.DENSE_METHOD).disabled  # global mode: no patches, no method
+    assert at.selectbox(key=state.RESOLUTION).disabled
+    assert at.selectbox(key=state.RESOLUTION).options == ["the checkpoint's own", "320", "448"]
     at.radio(key=state.REGION_MODE).set_value("segments").run()
     assert at.selectbox(key=state.DENSE_METHOD).value == "vanilla"  # the demo encoder's default
     at.selectbox(key=state.DENSE_METHOD).set_value("naclip").run()

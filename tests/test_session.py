@@ -212,3 +212,16 @@ def test_the_array_cache_is_bounded_in_bytes():
     for i in range(5):
         cache.put(str(i), {"a": np.zeros(1000, np.float32)})
     assert cache.nbytes <= 3 * 4000 and cache.get("0") is None and cache.get("4") is not None
+
+
+def test_region_resolution_is_a_setting_of_region_modes_and_a_bundle_keeps_it():
+    from infi.bundle import load_session, save_session
+
+    s = demo_session(n=100, members=2)
+    native = s.extract_concepts(demo_corpus(), "patches").X.copy()
+    fine = s.extract_concepts(demo_corpus(), "patches", resolution=128).X
+    assert s.resolution == 128 and not np.allclose(native, fine)
+    s.distill(n_members=2)
+    assert load_session(save_session(s)).resolution == 128
+    s.extract_concepts(demo_corpus(), "global")
+    assert s.resolution == 128  # global mode leaves the region setting alone

@@ -99,6 +99,12 @@ def extraction(session: Session, encoder_id: str | None, corpus: Corpus | None) 
                          help=f"How patch embeddings are made for region modes. Plain CLIP: "
                               f"{PLAIN_CLIP_DEFAULT} (the best training-free method in the literature); the "
                               f"demo encoder: {REGISTERED_DEFAULT} (it was trained for it). See the README.")
+    sizes = [NATIVE, *RESOLUTIONS]
+    size = st.selectbox("Region resolution", sizes, index=state.kept_index(state.RESOLUTION, sizes, 0),
+                        **state.keeps(state.RESOLUTION), disabled=mode == "global",
+                        help="A finer patch grid for small parts of photos: the position embeddings are "
+                             "interpolated. Cost measured on a 2-core CPU (ViT-B/32, naclip): 320 px "
+                             "2.2x the time of 224, 448 px 4.3x.")
     ready = encoder_id is not None and corpus is not None
     encoder_fit_warning(session, encoder_id)
 
@@ -108,7 +114,8 @@ def extraction(session: Session, encoder_id: str | None, corpus: Corpus | None) 
             encoder(encoder_id)  # load once, shared (a model, not user data)
             had_student = session.student is not None
             cleared = session.set_encoder(encoder_id)
-            session.extract_concepts(corpus, mode, report, dense=dense if mode != "global" else None)
+            session.extract_concepts(corpus, mode, report, dense=dense if mode != "global" else None,
+                                     resolution=None if size == NATIVE else int(size))
             if had_student and "student and provenance" not in cleared:
                 cleared.append("student and provenance")
             status.update(label="Concepts extracted", state="complete")
@@ -173,7 +180,7 @@ def image_inspector(session: Session) -> None:
     image = np.asarray(data.image(i))
     with guarded("Computing the patch overlay"):
         enc = encoder(session.encoder_id)
-        emb = enc.embed_images([data.image(i)], patches=True, dense=session.dense)
+        emb = enc.embed_images([data.image(i)], patches=True, dense=session.dense, resolution=session.resolution)
         bank = build_bank(enc, session.corpus.with_concepts([concept]))
         score_map = patch_score_map(emb.patches[0], bank, concept, emb.grid)
         shown = np.asarray(data.image(i).resize((224, 224)))
@@ -181,6 +188,10 @@ def image_inspector(session: Session) -> None:
                  width=260)
     c2.dataframe(pd.DataFrame(top, columns=["concept", "score"]), hide_index=True)
     del image
+
+
+NATIVE = "the checkpoint's own"
+RESOLUTIONS = (320, 448)  # multiples of 16 and 32: every ViT-B patch size
 
 
 def encoder_fit_warning(session: Session, encoder_id: str | None) -> None:
