@@ -225,3 +225,16 @@ def test_region_resolution_is_a_setting_of_region_modes_and_a_bundle_keeps_it():
     assert load_session(save_session(s)).resolution == 128
     s.extract_concepts(demo_corpus(), "global")
     assert s.resolution == 128  # global mode leaves the region setting alone
+
+
+def test_memory_kept_per_image_after_region_extraction_is_small():
+    """Patch embeddings [N, P, D] once stayed in the session (~200 KB an image for ViT-B/16)."""
+    def kept(n):
+        s = demo_session(n=n, members=2)
+        s.extract_concepts(demo_corpus(), "segments")
+        arrays = [s.embeddings.global_, s.concepts.X, *(a for v in s.cache._memory.values() for a in v.values())]
+        arrays += [a for e in s.eval_sets.values() for a in (e.embeddings.global_, e.concepts.X)]
+        return sum({id(a): a.nbytes for a in arrays}.values())
+
+    per_image = (kept(120) - kept(60)) / 60
+    assert per_image <= 16 * 1024, per_image
