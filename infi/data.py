@@ -291,6 +291,9 @@ def safe_zip_members(data: bytes | Path, max_members: int | None = None, max_tot
         for info in infos:
             name = info.filename.replace("\\", "/")
             path = PurePosixPath(name)
+            if not path.parts:  # "." or an empty name: nothing to read
+                skipped.append(Skipped(name or "(no name)", "not a file name"))
+                continue
             if name.startswith("/") or path.is_absolute() or ".." in path.parts or DRIVE.match(path.parts[0]):
                 raise DataError(f"Refused archive: member {name!r} points outside the archive")
             mode = info.external_attr >> 16
