@@ -138,12 +138,15 @@ def parse_concept_file(data: bytes | str, filename: str = "concepts.txt") -> Cor
         except UnicodeDecodeError as err:
             raise CorpusError(f"{filename}: not UTF-8 or UTF-16 text ({err.reason})") from err
     if filename.lower().endswith(".csv"):
-        reader = csv.DictReader(io.StringIO(data))
-        fields = [f.strip().lower() for f in (reader.fieldnames or [])]
-        if "concept" not in fields:
-            raise CorpusError(f"{filename}: a CSV concept list needs a 'concept' column; "
-                             f"found columns {reader.fieldnames}")
-        rows = [{k.strip().lower(): (v or "") for k, v in r.items() if k} for r in reader]
+        try:
+            reader = csv.DictReader(io.StringIO(data, newline=""))
+            fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+            if "concept" not in fields:
+                raise CorpusError(f"{filename}: a CSV concept list needs a 'concept' column; "
+                                  f"found columns {reader.fieldnames}")
+            rows = [{k.strip().lower(): (v or "") for k, v in r.items() if k} for r in reader]
+        except csv.Error as err:
+            raise CorpusError(f"{filename}: not a readable CSV ({err})") from err
         names = clean_concepts(r["concept"] for r in rows)
         cat_of = {}
         for r in rows:

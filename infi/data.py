@@ -388,7 +388,13 @@ def parse_label_csv(data: bytes | str) -> dict[str, str | None]:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as err:
             raise DataError(f"labels CSV: not UTF-8 text ({err.reason})") from err
-    reader = csv.DictReader(io.StringIO(data))
+    try:
+        return _label_rows(csv.DictReader(io.StringIO(data, newline="")))
+    except csv.Error as err:
+        raise DataError(f"labels CSV: not a readable CSV ({err})") from err
+
+
+def _label_rows(reader: csv.DictReader) -> dict[str, str | None]:
     fields = [f.strip().lower() for f in (reader.fieldnames or [])]
     if "image" not in fields:
         raise DataError(f"labels CSV: needs an 'image' column (and optionally 'label'); found "
