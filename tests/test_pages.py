@@ -689,3 +689,19 @@ def test_guardrails_when_the_data_does_not_fit_the_encoder():
     advice = [w.value for w in at.warning if "What usually helps" in w.value or "what usually" in w.value.lower()]
     assert fidelity < 0.7 and advice, (fidelity, advice)  # a random teacher: nothing to explain
     assert "demo encoder knows Shapes World only" in advice[0]
+
+
+def test_a_broken_concept_list_is_an_error_and_the_page_keeps_working():
+    from infi.ui.concepts_view import UPLOADED
+
+    at = load_world(new_app(), 60)
+    at.button(key=state.BTN_TEACHER).click().run()
+    at.switch_page("pages/concepts.py").run()
+    at.selectbox(key=state.keeps(state.CORPUS_CHOICE)["key"]).set_value(UPLOADED).run()
+    at.file_uploader(key=state.CORPUS_UPLOAD).set_value(("list.csv", b"\xc3\x28 not text", "text/csv")).run()
+    assert_clean(at)
+    assert any("Reading list.csv failed" in plain(e.value) and "not UTF-8" in plain(e.value) for e in at.error)
+    at.file_uploader(key=state.CORPUS_UPLOAD).set_value(("list.txt", b"grass\nsky\nred\n", "text/plain")).run()
+    at.button(key=state.BTN_EXTRACT).click().run()
+    assert_clean(at)
+    assert at.session_state[state.SESSION].concepts.names == ("grass", "sky", "red")
