@@ -323,9 +323,12 @@ def prg_terms(model: PRGStudent, x: torch.Tensor, v: torch.Tensor, teacher_logit
 
 
 def export(result: PRGResult, class_names: tuple[str, ...], image_size: int, folder: Path,
-           metrics: dict | None = None, torchscript: bool = True) -> dict[str, Path]:
-    """Write ``prg_student.safetensors``, ``prg_student.json`` and (optionally) a TorchScript file
-    that maps float images [B, 3, H, W] in [0, 1] to class logits."""
+           metrics: dict | None = None, deployable: bool = True) -> dict[str, Path]:
+    """Write ``prg_student.safetensors`` and ``prg_student.json`` and (``deployable``) the model as
+    ONNX and as a ``torch.export`` program (``.pt2``), both mapping float images [B, 3, H, W] in
+    [0, 1] to class logits; the card records how far each is from the eager model."""
+    from infi.export import export_onnx, export_program
+
     folder.mkdir(parents=True, exist_ok=True)
     model = result.model.eval()
     out = {"weights": folder / "prg_student.safetensors", "card": folder / "prg_student.json"}
@@ -335,16 +338,18 @@ def export(result: PRGResult, class_names: tuple[str, ...], image_size: int, fol
             "input": "float RGB [B, 3, H, W] in [0, 1]; normalization is inside the model",
             "config": asdict(result.config), "best_epoch": result.best_epoch,
             "history": result.history, "metrics": metrics or {}}
-    out["card"].write_text(json.dumps(card, indent=2))
-    if torchscript:
-        out["torchscript"] = folder / "prg_student.torchscript.pt"
+    if deployable:
+        out["onnx"], out["program"] = folder / "prg_student.onnx", folder / "prg_student.pt2"
+        deploy = for_inference(model)
         example = torch.rand(2, 3, image_size, image_size)
-        torch.jit.trace(for_inference(model), example).save(str(out["torchscript"]))
+        card["exports"] = {"onnx_max_abs_diff": export_onnx(deploy, example, out["onnx"]),
+                           "pt2_max_abs_diff": export_program(deploy, example, out["program"])}
+    out["card"].write_text(json.dumps(card, indent=2))
     return out
 
 
 def load_exported(folder: Path) -> tuple[nn.Module, dict]:
-    """Rebuild an exported student from safetensors + card (no TorchScript, nothing unpickled)."""
+    """Rebuild an exported student from safetensors + card (nothing unpickled)."""
     card = json.loads((folder / "prg_student.json").read_text())
     state = load_file(str(folder / "prg_student.safetensors"))
     if card["model"] == "KDStudent":
@@ -403,8 +408,8 @@ class PRGRun:
     _export_zip: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def export_zip(self) -> bytes:
-        """The export (safetensors, JSON card, TorchScript) as one ZIP, built once: tracing takes
-        a second or more and a page asks for it on every rerun."""
+        """The export (safetensors, JSON card, ONNX, .pt2) as one ZIP, built once: exporting takes
+        a few seconds and a page asks for it on every rerun."""
         if self._export_zip is None:
             buf = io.BytesIO()
             with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buf, "w") as zf:

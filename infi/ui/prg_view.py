@@ -91,5 +91,5 @@ def results(session: Session) -> None:
                    "ViT-B/32 (88M parameters) the ResNet-18-style student is about 51× smaller and "
                    "12–19× faster per image on CPU (`benchmarks/prg.py`).")
     with guarded("Preparing the PRG export"):
-        st.download_button("Download the PRG student (safetensors + card + TorchScript)", run.export_zip(),
+        st.download_button("Download the PRG student (safetensors + card + ONNX + .pt2)", run.export_zip(),
                            "prg_student.zip")
