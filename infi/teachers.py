@@ -423,11 +423,77 @@ class ClipZeroShotTeacher:
                                    len(self.class_names), self.name)
 
 
+@dataclass
+class OnnxTeacher:
+    """An ONNX image classifier run with onnxruntime on the CPU: data, not code (no custom ops are
+    loaded). Layout (NCHW or NHWC) and input size are read from the model when it states them;
+    input is float RGB in [0, 1], normalized with ImageNet's mean and std unless ``normalize`` is
+    False (Infi's own exports normalize inside the model); outputs are logits [B, C]."""
+
+    data: bytes
+    class_names: tuple[str, ...]
+    image_size: int = 224
+    normalize: bool = True
+    name: str = "ONNX teacher"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self) -> None:
+        import onnxruntime as ort
+
+        try:
+            self._session = ort.InferenceSession(self.data, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types for bad files
+            raise TeacherError(f"{self.name}: not an ONNX model onnxruntime can run ({type(err).__name__}: "
+                               f"{str(err).strip().splitlines()[0][:200]})") from err
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise TeacherError(f"{self.name}: expected one image input [batch, 3, H, W] or [batch, H, W, 3]; "
+                               f"the model has {[(i.name, i.shape) for i in inputs]}")
+        shape = inputs[0].shape
+        self._input = inputs[0].name
+        self._nhwc = shape[3] == 3 and shape[1] != 3
+        sides = [d for d in (shape[1:3] if self._nhwc else shape[2:4]) if isinstance(d, int)]
+        if sides:
+            self.image_size = int(sides[0])  # the model states its size: that one is used
+
+    def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray:
+        arrays = images.as_arrays(self.image_size)
+        mean = np.asarray(self.mean, np.float32) if self.normalize else np.zeros(3, np.float32)
+        std = np.asarray(self.std, np.float32) if self.normalize else np.ones(3, np.float32)
+
+        def run(idx):
+            x = (arrays[idx.start:idx.stop].astype(np.float32) / 255 - mean) / std
+            x = np.ascontiguousarray(x if self._nhwc else x.transpose(0, 3, 1, 2))
+            try:
+                logits = np.asarray(self._session.run(None, {self._input: x})[0], np.float64)
+            except Exception as err:  # noqa: BLE001 - the model failed on our input
+                raise TeacherError(f"{self.name}: the model failed on a batch of {len(x)} images of "
+                                   f"{self.image_size}x{self.image_size} ({type(err).__name__}); check the "
+                                   "input size") from err
+            if logits.ndim != 2 or logits.shape[1] != len(self.class_names):
+                raise TeacherError(f"{self.name}: the model returned shape {logits.shape}, expected "
+                                   f"[batch, {len(self.class_names)}] (one output per class)")
+            if not np.isfinite(logits).all():
+                raise TeacherError(f"{self.name}: the model returned NaN or inf")
+            return softmax(logits)
+
+        return check_probabilities(batched_predict(images, 32, run, progress), len(images),
+                                   len(self.class_names), self.name)
+
+
 # --- one way to name a teacher ------------------------------------------------------------------
 
-SPEC_KINDS = ("predictions", "torchscript", "hf", "zeroshot")
-SPEC_HELP = ("a registered teacher (demo) | predictions:FILE | torchscript:FILE | hf:MODEL_ID | "
-             "zeroshot[:ENCODER]")
+SPEC_KINDS = ("predictions", "onnx", "torchscript", "hf", "zeroshot")
+SPEC_HELP = ("a registered teacher (demo) | predictions:FILE | onnx:FILE | torchscript:FILE (legacy) | "
+             "hf:MODEL_ID | zeroshot[:ENCODER]")
+
+
+def _read_model_file(path: Path) -> bytes:
+    if not path.is_file():
+        raise MissingFileError(f"{path.name}: no file at {path}")
+    Budget.current().check("max_file_bytes", path.stat().st_size, f"{path.name}: its size")
+    return path.read_bytes()
 
 
 def parse_class_names(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -449,7 +515,7 @@ def from_spec(spec: str, dataset_classes: Sequence[str] | None = None, *,
               filename: str | None = None, kind: str = "auto", image_size: int = 224,
               templates: Sequence[str] = ZERO_SHOT_TEMPLATES,
               encoder_loader: Callable[[str], object] | None = None,
-              default_encoder: str = "demo") -> Teacher:
+              default_encoder: str = "demo", normalize: bool = True) -> Teacher:
     """The teacher a reference names, built the same way for the app and the CLI.
 
     ``spec`` is a registered name (``demo``), ``predictions:FILE``, ``torchscript:FILE``,
@@ -468,7 +534,7 @@ def from_spec(spec: str, dataset_classes: Sequence[str] | None = None, *,
         if value:
             raise TeacherError(f"teacher: unknown kind {head!r}; give {SPEC_HELP}")
         return registry.TEACHERS.get(head)()
-    if head in ("predictions", "torchscript") and not value and data is None:
+    if head in ("predictions", "onnx", "torchscript") and not value and data is None:
         raise TeacherError(f"teacher: {head} needs a file, as {head}:FILE")
     if head == "predictions":
         name = filename or Path(value).name
@@ -476,6 +542,13 @@ def from_spec(spec: str, dataset_classes: Sequence[str] | None = None, *,
         is_npy = name.lower().endswith(".npy")
         return load_predictions(source, name, class_names=names or None if is_npy else None,
                                 kind=kind, expected_classes=expected)
+    if head == "onnx":
+        if not names:
+            raise TeacherError("teacher: an ONNX model needs class names; give them, or use a dataset with "
+                               "class folders or labels")
+        raw = data if data is not None else _read_model_file(Path(value))
+        return OnnxTeacher(raw, names, image_size=image_size, normalize=normalize,
+                           name=filename or Path(value).name or "ONNX teacher")
     if head == "torchscript":
         if not names:
             raise TeacherError("teacher: a TorchScript model needs class names; give them, or use a "

@@ -214,7 +214,7 @@ def test_pickled_model_uploaded_as_torchscript_is_named_and_leaves_nothing_on_di
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     blob = io.BytesIO()
     torch.save(torch.nn.Linear(3, 6), blob)
-    at.radio(key=state.TEACHER_KIND).set_value("TorchScript file").run()
+    at.radio(key=state.TEACHER_KIND).set_value("TorchScript file (legacy)").run()
     upload = ("evil.pt", blob.getvalue(), "application/octet-stream")
     at.file_uploader(key=state.TORCHSCRIPT_UPLOAD).set_value(upload).run()
     at.button(key=state.BTN_TEACHER).click().run()
@@ -705,3 +705,25 @@ def test_a_broken_concept_list_is_an_error_and_the_page_keeps_working():
     at.button(key=state.BTN_EXTRACT).click().run()
     assert_clean(at)
     assert at.session_state[state.SESSION].concepts.names == ("grass", "sky", "red")
+
+
+def test_an_onnx_teacher_from_the_data_page(tmp_path):
+    import torch
+
+    from infi.export import export_onnx
+    from tests.test_teachers import _Classifier
+
+    at = load_world(new_app(), 60)
+    n_classes = len(at.session_state[state.SESSION].dataset.class_names)
+    export_onnx(_Classifier(n_classes).eval(), torch.rand(2, 3, 32, 32), tmp_path / "clf.onnx")
+    at.radio(key=state.TEACHER_KIND).set_value("ONNX file").run()
+    at.file_uploader(key=state.ONNX_UPLOAD).set_value(("clf.onnx", (tmp_path / "clf.onnx").read_bytes(),
+                                                       "application/octet-stream")).run()
+    at.button(key=state.BTN_TEACHER).click().run()
+    assert_clean(at)
+    session = at.session_state[state.SESSION]
+    assert session.P.shape == (60, n_classes) and session.teacher_name == "clf.onnx"
+    at.file_uploader(key=state.ONNX_UPLOAD).set_value(("bad.onnx", b"junk", "application/octet-stream")).run()
+    at.button(key=state.BTN_TEACHER).click().run()
+    assert any("not an ONNX model onnxruntime can run" in plain(e.value) for e in at.error)
+    assert session.teacher_name == "clf.onnx"  # the earlier teacher is kept

@@ -9,6 +9,7 @@ import torch
 
 from infi.demo.teacher import DemoTeacherAdapter
 from infi.demo.world import from_world, generate_world
+from infi.errors import TeacherError
 from infi.teachers import (
     TORCHSCRIPT_WARNING,
     ClipZeroShotTeacher,
@@ -253,3 +254,50 @@ def test_model_folders_refuse_pickles_broken_weights_and_weights_that_match_noth
     junk = variant("junk", lambda f: save_file({"junk": np.zeros(3, np.float32)}, f / "model.safetensors"))
     with pytest.raises(ModelLoadError, match="do not match the model .* random weights"):
         HFClassifierTeacher(junk)
+
+
+class _Classifier(torch.nn.Module):
+    """A tiny image classifier [B, 3, 32, 32] -> [B, width] logits; ``nan`` makes every output NaN."""
+
+    def __init__(self, width: int, nan: bool = False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.head = torch.nn.Linear(4, width)
+        self.nan = nan
+
+    def forward(self, x):
+        out = self.head(self.conv(x).mean(dim=(2, 3)))
+        return out * float("nan") if self.nan else out
+
+
+def _onnx(tmp_path, model) -> bytes:
+    from infi.export import export_onnx
+
+    path = tmp_path / "m.onnx"
+    diff = export_onnx(model, torch.rand(2, 3, 32, 32), path)
+    assert diff <= 1e-4 or model.nan  # NaN outputs differ from themselves
+    return path.read_bytes()
+
+
+def test_onnx_teachers_run_and_are_checked_like_any_teacher(images, tmp_path):
+    from infi.teachers import OnnxTeacher, from_spec
+
+    names = tuple(images.class_names)
+    model = _Classifier(len(names)).eval()
+    data = _onnx(tmp_path, model)
+    teacher = from_spec("onnx:", names, data=data, filename="clf.onnx", normalize=False)
+    assert teacher.image_size == 32  # stated by the model (224 was asked by default)
+    teacher = OnnxTeacher(data, names, image_size=32, normalize=False)
+    P = teacher.predict_proba(images)
+    x = torch.from_numpy(images.as_arrays(32)).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        expected = torch.softmax(model(x).double(), dim=1).numpy()
+    np.testing.assert_allclose(P, expected, atol=1e-5)
+    with pytest.raises(TeacherError, match=r"returned shape \(6, 3\), expected \[batch, 2\]"):
+        OnnxTeacher(_onnx(tmp_path, _Classifier(3).eval()), names[:2], image_size=32).predict_proba(images)
+    with pytest.raises(TeacherError, match="returned NaN or inf"):
+        OnnxTeacher(_onnx(tmp_path, _Classifier(len(names), nan=True).eval()), names,
+                    image_size=32).predict_proba(images)
+    with pytest.raises(TeacherError, match="not an ONNX model onnxruntime can run"):
+        OnnxTeacher(b"not onnx at all", names)

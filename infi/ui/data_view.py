@@ -20,8 +20,8 @@ from infi.ui.resources import allowed_reference, encoder, registered_teacher
 
 SOURCES = ("Shapes World (offline demo)", "ZIP in ImageFolder layout", "Images + CSV of labels",
            "Local folder")
-TEACHERS = ("Demo teacher (Shapes World CNN)", "Predictions file", "TorchScript file",
-            "Transformers checkpoint", "CLIP zero-shot")
+TEACHERS = ("Demo teacher (Shapes World CNN)", "Predictions file", "TorchScript file (legacy)",
+            "Transformers checkpoint", "CLIP zero-shot", "ONNX file")
 THUMBS_PER_CLASS = 6
 
 
@@ -175,6 +175,20 @@ def teacher_picker(session: Session) -> None:
         if model_id and st.button("Run the classifier", type="primary", key=state.BTN_TEACHER):
             with guarded(f"Loading {model_id}", "Offline? Use a local folder or a predictions file."):
                 teacher = teachers.from_spec(f"hf:{allowed_reference(model_id, registered=())}", classes)
+    elif kind == TEACHERS[5]:
+        up = st.file_uploader("ONNX image classifier (.onnx)", type=["onnx"], key=state.ONNX_UPLOAD,
+                              max_upload_size=state.upload_mb("max_file_bytes"))
+        c1, c2 = st.columns(2)
+        size = c1.number_input("Input size (pixels, when the model does not state it)", 16, 1024, 224,
+                               key=state.ONNX_SIZE)
+        normalize = c2.checkbox("Normalize with ImageNet mean and std", True, key=state.ONNX_NORMALIZE,
+                                help="Off for models that normalize inside, like Infi's own exports")
+        st.caption("Input: RGB [batch, 3, H, W] or [batch, H, W, 3] in [0, 1]; output: one logit per "
+                   "class, in the dataset's class order.")
+        if up is not None and st.button("Run the ONNX teacher", type="primary", key=state.BTN_TEACHER):
+            with guarded(f"Loading {up.name}"):
+                teacher = teachers.from_spec("onnx:", classes, data=up.getvalue(), filename=up.name,
+                                             image_size=int(size), normalize=bool(normalize))
     else:
         names = st.text_input("Class names (comma-separated)", ", ".join(classes or ()), key=state.ZS_CLASSES)
         templates = st.text_area("Prompt templates (one per line, {} is the class)",
