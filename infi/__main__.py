@@ -256,6 +256,24 @@ def cmd_prg(args) -> int:
     return 0
 
 
+def cmd_compact(args) -> int:
+    """A compact CNN from a saved session's teacher outputs or its (edited) concept student."""
+    config = PRGConfig.from_namespace(args)
+    session = read_bundle(args.session)
+    if session.dataset is None:
+        raise InputError(f"{args.session}: its images are referenced, not stored; the compact model needs "
+                         "them (a Shapes World bundle regenerates them; otherwise use the app with the images)")
+
+    def report(record: dict) -> None:
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}),
+              file=sys.stderr, flush=True)
+
+    run = session.compact(args.source, config, image_size=args.image_size, progress=report)
+    paths = prg.export(run.result, run.targets.class_names, run.image_size, Path(args.out), run.figures)
+    print(json.dumps({**run.figures, "written": [str(p) for p in paths.values()]}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -294,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
     p.add_argument("--out", required=True, help="output folder for the student")
     p.set_defaults(func=cmd_prg)
+    p = sub.add_parser("compact", help="distill a compact CNN from a session's teacher or edited student "
+                                       "(no labels); exports ONNX and .pt2")
+    p.add_argument("--session", required=True, help="input .infi bundle (its student after every edit)")
+    p.add_argument("--from", dest="source", choices=("student", "teacher"), default="student",
+                   help="what the compact model learns: the concept student (repairs included) or the teacher "
+                        "(CLIP zero-shot: use 'infi prg')")
+    p.add_argument("--image-size", type=int, help="student input size (default: the dataset's)")
+    PRGConfig.add_arguments(p.add_argument_group("PRG"))
+    p.add_argument("--out", required=True, help="output folder for the compact model")
+    p.set_defaults(func=cmd_compact)
     return parser
 
 

@@ -563,6 +563,46 @@ class Session:
         self.prg_run = run
         return run
 
+    def compact(self, source: str = "student", config: PRGConfig | None = None, image_size: int | None = None,
+                progress=None, evaluate: bool = True):
+        """A compact CNN distilled from the session's ``teacher`` outputs or its concept ``student``
+        (after every edit: the repaired behaviour), by PRG over the session encoder's image
+        embeddings; training reads no label. With ``evaluate``, accuracy on each labelled
+        evaluation set for the source, the compact model and the teacher (labels read after)."""
+        from infi import prg
+
+        if source not in ("teacher", "student"):
+            raise InputError(f"source: {source!r}; choose 'teacher' or 'student' (or run_prg for CLIP zero-shot)")
+        data = self._need_dataset()
+        if self.P is None:
+            raise SessionError("Run a teacher first")
+        student = self._need_student() if source == "student" else None
+        P = student.predict_proba(self.concepts.X) if student is not None else self.P
+        size = image_size or (data.arrays.shape[1] if data.arrays is not None else 64)
+        encoder = shared_encoder(self.encoder_id or DEFAULT_ENCODER)
+        emb = self.embed(patches=False).global_
+        texts = encoder.embed_texts([f"a photo of a {c}" for c in self.class_names])
+        targets = prg.TeacherTargets(emb.astype(np.float32), np.log(np.clip(P, 1e-6, 1)).astype(np.float32),
+                                     texts.astype(np.float32), tuple(self.class_names))
+        images = data.as_arrays(size)
+        result = prg.train(images, targets, config or PRGConfig(), progress)
+        logits = prg.predict_logits(result.model, images)
+        figures = {"source": source, "agreement_with_source": prg.agreement(logits, targets.logits),
+                   "student_parameters": prg.n_parameters(result.model),
+                   "student_ms_per_image": prg.ms_per_image(result.model, size)}
+        if evaluate:
+            for name, e in self.eval_sets.items():
+                labels = self.labels_for(e.images, self.class_names)
+                if labels is None or not (labels >= 0).any() or e.P is None:
+                    continue
+                src = (student.predict_proba(e.concepts.X) if student is not None and e.concepts is not None
+                       else e.P)
+                figures[f"{name}_source_accuracy"] = metrics.accuracy(src, labels)
+                figures[f"{name}_compact_accuracy"] = metrics.accuracy(
+                    prg.predict_logits(result.model, e.images.as_arrays(size)), labels)
+                figures[f"{name}_teacher_accuracy"] = metrics.accuracy(e.P, labels)
+        return prg.PRGRun(result, targets, size, figures)
+
     # --- helpers -----------------------------------------------------------------------------
 
     def _need_dataset(self) -> ImageSet:

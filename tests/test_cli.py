@@ -197,3 +197,23 @@ def test_concepts_command_takes_the_dense_method(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(pd.read_parquet(out), concept_frame(s))
     s.extract_concepts(demo_corpus(), "patches", dense="vanilla")
     assert not pd.read_parquet(out).equals(concept_frame(s))
+
+
+def test_compact_learns_from_a_saved_sessions_edited_student(tmp_path, monkeypatch, capsys):
+    import json
+
+    from infi.bundle import save_session
+    from infi.tuning import TuningAction
+    from tests.helpers import demo_session
+
+    monkeypatch.setenv("INFI_CACHE_DIR", str(tmp_path / "cache"))
+    s = demo_session(n=120, members=2)
+    s.tune([TuningAction.for_group("background", "remove")])
+    bundle = tmp_path / "s.infi"
+    bundle.write_bytes(save_session(s))
+    rc = cli.main(["compact", "--session", str(bundle), "--from", "student", "--epochs", "1", "--batch-size", "32",
+                   "--out", str(tmp_path / "compact")])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["source"] == "student" and "shifted_compact_accuracy" in out
+    assert (tmp_path / "compact" / "prg_student.onnx").is_file()

@@ -238,3 +238,24 @@ def test_memory_kept_per_image_after_region_extraction_is_small():
 
     per_image = (kept(120) - kept(60)) / 60
     assert per_image <= 16 * 1024, per_image
+
+
+def test_a_compact_cnn_learns_the_repaired_student_without_reading_a_label(monkeypatch):
+    s = demo_session(n=240, members=2)
+    s.tune([TuningAction.for_group("background", "remove")])
+    config = PRGConfig(epochs=3, batch_size=32)
+
+    def no_labels(*args, **kwargs):
+        raise AssertionError("a label was read while training")
+
+    with monkeypatch.context() as m:
+        m.setattr(Session, "labels_for", no_labels)
+        run = s.compact("student", config, evaluate=False)
+    assert run.figures["source"] == "student" and run.targets.logits.shape == (240, len(s.class_names))
+    repaired = s.student.predict_proba(s.concepts.X).argmax(1)
+    assert np.array_equal(run.targets.logits.argmax(1), repaired)  # the edited student's answers are the targets
+    assert run.figures["agreement_with_source"] > 1 / len(s.class_names) + 0.2
+    evaluated = s.compact("teacher", config)
+    assert {"shifted_source_accuracy", "shifted_compact_accuracy", "shifted_teacher_accuracy"} <= set(evaluated.figures)
+    with pytest.raises(InputError, match="choose 'teacher' or 'student'"):
+        s.compact("zero-shot")
