@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from safetensors.numpy import save_file
 from infi import registry
 from infi.concepts import ConceptMatrix
 from infi.corpus import Corpus
-from infi.data import ImageSet
+from infi.data import ZIP_READ_ERRORS, ImageSet, read_zip_member
 from infi.dense import DENSE_METHODS
 from infi.errors import BundleError, LimitError, SessionError
 from infi.limits import Budget, hint
@@ -98,18 +97,13 @@ def _read_members(data: bytes, budget: Budget | None = None) -> dict[str, bytes]
 
 
 def _read_capped(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
-    chunks, size = [], 0
     try:
-        with zf.open(name) as fh:
-            while block := fh.read(1024**2):
-                size += len(block)
-                if size > limit:
-                    raise LimitError(f"bundle: {name} unpacks to more than {limit / 1024**2:,.0f} MB "
-                                     f"({hint('max_bundle_bytes')})")
-                chunks.append(block)
-    except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError) as err:
+        return read_zip_member(zf, name, limit, f"bundle: {name} unpacks to more than {limit / 1024**2:,.0f} MB "
+                                                f"({hint('max_bundle_bytes')})")
+    except LimitError:
+        raise
+    except (*ZIP_READ_ERRORS, RuntimeError) as err:
         raise BundleError(f"bundle: {name} cannot be read ({type(err).__name__}: {err})") from err
-    return b"".join(chunks)
 
 
 def load_session(data: bytes, session: Session | None = None) -> Session:

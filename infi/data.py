@@ -335,28 +335,37 @@ def over_file_limit(size: int, budget: Budget) -> str:
             f"({hint('max_file_bytes')})")
 
 
+ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError, EOFError, ValueError)
+
+
+def read_zip_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo | str, limit: int, too_big: str) -> bytes:
+    """One member, read in 1 MB blocks and stopped with ``LimitError(too_big)`` past ``limit``
+    bytes, whatever size it declares. zipfile's own errors (bad CRC, bad data, encryption:
+    RuntimeError) pass through for the caller to name."""
+    chunks, size = [], 0
+    with zf.open(member) as fh:
+        while block := fh.read(MB):
+            size += len(block)
+            if size > limit:
+                raise LimitError(too_big)
+            chunks.append(block)
+    return b"".join(chunks)
+
+
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limit: int,
                  skipped: list[Skipped]) -> bytes | None:
-    """One member, read in 1 MB blocks up to ``limit`` bytes; an unreadable member is skipped
-    (appended to ``skipped``) and None returned; one larger than it declared refuses the archive."""
-    chunks, size = [], 0
+    """An image member within ``limit``; an unreadable one is skipped (appended to ``skipped``)
+    and None returned; one larger than it declared refuses the archive."""
     try:
-        with zf.open(info) as fh:
-            while block := fh.read(MB):
-                size += len(block)
-                if size > limit:
-                    raise LimitError(f"Refused archive: {name!r} unpacks beyond its declared size or the "
-                                     f"archive's limit ({hint('max_total_bytes')})")
-                chunks.append(block)
-    except InfiError:
-        raise
+        return read_zip_member(zf, info, limit, f"Refused archive: {name!r} unpacks beyond its declared size "
+                                                f"or the archive's limit ({hint('max_total_bytes')})")
     except RuntimeError as err:  # zipfile: "File ... is encrypted, password required for extraction"
         skipped.append(Skipped(name, f"cannot be read: {'encrypted' if 'encrypt' in str(err) else err}"))
-        return None
-    except (zipfile.BadZipFile, zlib.error, NotImplementedError, OSError, EOFError, ValueError) as err:
+    except ZIP_READ_ERRORS as err:
+        if isinstance(err, InfiError):
+            raise
         skipped.append(Skipped(name, f"cannot be read from the archive ({type(err).__name__}: {err})"))
-        return None
-    return b"".join(chunks)
+    return None
 
 
 def from_zip(data: bytes | Path, max_members: int | None = None, max_total_bytes: int | None = None,

@@ -192,22 +192,13 @@ def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
     """zlib's crc32_combine: the CRC of A+B from CRC(A), CRC(B) and len(B)."""
     if len2 <= 0:
         return crc1
-    odd = [0xEDB88320] + [1 << n for n in range(31)]
-    even = _gf2_square(odd)
-    odd = _gf2_square(even)
-    while True:
-        even = _gf2_square(odd)
+    one_bit = [0xEDB88320] + [1 << n for n in range(31)]  # the operator for one zero bit
+    operator = _gf2_square(_gf2_square(_gf2_square(one_bit)))  # ... for one zero byte
+    while len2:  # apply the operator for each set bit of len2, squaring it as the bits go up
         if len2 & 1:
-            crc1 = _gf2_times(even, crc1)
+            crc1 = _gf2_times(operator, crc1)
         len2 >>= 1
-        if not len2:
-            break
-        odd = _gf2_square(even)
-        if len2 & 1:
-            crc1 = _gf2_times(odd, crc1)
-        len2 >>= 1
-        if not len2:
-            break
+        operator = _gf2_square(operator)
     return crc1 ^ crc2
 
 
