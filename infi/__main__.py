@@ -6,6 +6,7 @@
   tune      apply tuning actions from a JSON file to a bundle
   export    student (safetensors + JSON card), provenance JSON and concept matrix from a bundle
   prg       distill a compact CNN from a CLIP zero-shot teacher, no labels (PRG)
+  compact   a compact CNN from a saved session's student (edits included), teacher or zero-shot; ONNX + .pt2
 
 Progress goes to stderr, results to stdout as one JSON object. A problem with the input is one
 line on stderr and exit code 2; anything else is a bug and shows its traceback.
@@ -257,7 +258,7 @@ def cmd_prg(args) -> int:
 
 
 def cmd_compact(args) -> int:
-    """A compact CNN from a saved session's teacher outputs or its (edited) concept student."""
+    """A compact CNN from a saved session's CLIP zero-shot, teacher or (edited) concept student."""
     config = PRGConfig.from_namespace(args)
     session = read_bundle(args.session)
     if session.dataset is None:
@@ -268,7 +269,13 @@ def cmd_compact(args) -> int:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}),
               file=sys.stderr, flush=True)
 
-    run = session.compact(args.source, config, image_size=args.image_size, progress=report)
+    def labelled(done: int, total: int) -> None:
+        print(json.dumps({"mixed_views_labelled": done, "of": total}), file=sys.stderr, flush=True)
+
+    run = session.compact(args.source, config, views=args.views, class_names=args.class_names,
+                          image_size=args.image_size, progress=report, view_progress=labelled)
+    for note in run.figures.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
     paths = prg.export(run.result, run.targets.class_names, run.image_size, Path(args.out), run.figures)
     print(json.dumps({**run.figures, "written": [str(p) for p in paths.values()]}))
     return 0
@@ -315,9 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compact", help="distill a compact CNN from a session's teacher or edited student "
                                        "(no labels); exports ONNX and .pt2")
     p.add_argument("--session", required=True, help="input .infi bundle (its student after every edit)")
-    p.add_argument("--from", dest="source", choices=("student", "teacher"), default="student",
-                   help="what the compact model learns: the concept student (repairs included) or the teacher "
-                        "(CLIP zero-shot: use 'infi prg')")
+    p.add_argument("--from", dest="source", choices=("zero-shot", "teacher", "student"), default="student",
+                   help="what the compact model learns: the concept student (repairs included), the teacher, "
+                        "or CLIP zero-shot over class names")
+    p.add_argument("--views", type=int, default=8,
+                   help="CutMix views per image, labelled by the source, added to training (0: the images "
+                        "alone); they keep a repaired student's repair in the CNN (default 8)")
+    p.add_argument("--class-names", help="comma-separated class names for --from zero-shot (default: the folders)")
     p.add_argument("--image-size", type=int, help="student input size (default: the dataset's)")
     PRGConfig.add_arguments(p.add_argument_group("PRG"))
     p.add_argument("--out", required=True, help="output folder for the compact model")

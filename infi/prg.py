@@ -199,11 +199,16 @@ def teacher_targets(teacher, images: np.ndarray | list, progress=None) -> Teache
     """Run a ``ClipZeroShotTeacher`` once: embeddings, confidence-weighted logits, class text."""
     emb = teacher.encoder.embed_images(images, patches=False, progress=progress)
     logits, _ = teacher.ensemble(teacher.template_logits(emb.global_))
+    return TeacherTargets(emb.global_.astype(np.float32), logits.astype(np.float32),
+                          class_text_embeddings(teacher), tuple(teacher.class_names))
+
+
+def class_text_embeddings(teacher) -> np.ndarray:
+    """Unit class embeddings [C, D] of a zero-shot teacher, averaged over its templates: the
+    initial class proxies."""
     texts = [t.format(c) for t in teacher.templates for c in teacher.class_names]
     T = teacher.encoder.embed_texts(texts).reshape(len(teacher.templates), len(teacher.class_names), -1).mean(0)
-    T /= np.linalg.norm(T, axis=1, keepdims=True)
-    return TeacherTargets(emb.global_.astype(np.float32), logits.astype(np.float32), T.astype(np.float32),
-                          tuple(teacher.class_names))
+    return (T / np.linalg.norm(T, axis=1, keepdims=True)).astype(np.float32)
 
 
 @dataclass
@@ -362,10 +367,31 @@ def load_exported(folder: Path) -> tuple[nn.Module, dict]:
 
 def for_inference(model: nn.Module) -> nn.Module:
     """An eval-mode copy with every BatchNorm folded into its convolution (torch.fx): the same
-    outputs, ~1.4x faster on CPU. This is what export traces and what latency measures."""
-    from torch.fx.experimental.optimization import fuse
+    outputs, ~1.4x faster on CPU. This is what export traces and what latency measures.
 
-    return fuse(model.eval(), inplace=False)
+    (torch.fx.experimental.optimization.fuse does the same but imports TorchScript modules,
+    deprecated in torch 2.13, whose import warns.)"""
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    graph = torch.fx.symbolic_trace(copy.deepcopy(model).eval())
+    modules = dict(graph.named_modules())
+    for node in list(graph.graph.nodes):
+        source = node.args[0] if node.op == "call_module" and node.args else None
+        if (isinstance(modules.get(node.target), nn.BatchNorm2d) and isinstance(source, torch.fx.Node)
+                and source.op == "call_module" and isinstance(modules.get(source.target), nn.Conv2d)
+                and len(source.users) == 1):
+            fused = fuse_conv_bn_eval(modules[source.target], modules[node.target])
+            parent, _, name = source.target.rpartition(".")
+            setattr(modules[parent] if parent else graph, name, fused)
+            modules[source.target] = fused
+            node.replace_all_uses_with(source)
+            graph.graph.erase_node(node)
+    graph.delete_all_unused_submodules()
+    graph.graph.lint()
+    graph.recompile()
+    return graph
 
 
 def ms_per_image(model: nn.Module, image_size: int, batch: int = 16, repeats: int = 5) -> float:
@@ -378,21 +404,30 @@ def image_tower_cost(clip_model, image_size: int, batch: int = 16, repeats: int 
     the model a user would otherwise deploy, timed like ``ms_per_image``."""
     params = n_parameters(clip_model.vision_model) + n_parameters(clip_model.visual_projection)
 
+    weight = next(clip_model.parameters())
+
     def tower(x: torch.Tensor) -> torch.Tensor:
-        return clip_model.get_image_features(pixel_values=x)
+        return clip_model.get_image_features(pixel_values=x.to(weight.device, weight.dtype))
 
     return params, _median_ms_per_image(tower, image_size, batch, repeats)
 
 
 def _median_ms_per_image(forward: Callable, image_size: int, batch: int, repeats: int) -> float:
-    """One warm-up batch, then the median of ``repeats`` timed batches of random images."""
+    """One warm-up batch, then the median of ``repeats`` timed batches of random images (on the
+    model's device and in its dtype: an encoder on a GPU once got CPU images)."""
     x = torch.rand(batch, 3, image_size, image_size)
+    owner = getattr(forward, "__self__", forward)
+    if isinstance(owner, nn.Module) and any(True for _ in owner.parameters()):
+        weight = next(owner.parameters())
+        x = x.to(weight.device, weight.dtype)
     with torch.inference_mode():
         forward(x)
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             forward(x)
+            if torch.cuda.is_available():  # GPU work is asynchronous: wait for it before the clock
+                torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
     return 1000 * float(np.median(times)) / batch
 

@@ -10,6 +10,7 @@ encoder and concepts, and every metric is reported on them too.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -20,7 +21,7 @@ from infi.cache import ArrayCache, cache_key
 from infi.concepts import ConceptMatrix, build_bank, concept_scores
 from infi.config import DistillConfig, PRGConfig
 from infi.corpus import Corpus
-from infi.data import ImageSet
+from infi.data import ImageSet, from_arrays
 from infi.dense import DENSE_METHODS, default_method
 from infi.encoders import DEFAULT_ENCODER, ImageEmbeddings, shared_encoder
 from infi.errors import InputError, SessionError
@@ -74,7 +75,8 @@ class Session:
     lower: np.ndarray | None = None
     upper: np.ndarray | None = None
     provenance: Provenance = field(default_factory=Provenance)
-    prg_run: object | None = None  # infi.prg.PRGRun: the annotation-free CNN branch
+    prg_run: object | None = None  # infi.prg.PRGRun: the compact CNN (PRG or KD) of any source
+    teacher: object | None = None  # the teacher itself when it runs on any images (mixed views)
     teacher_notes: list[str] = field(default_factory=list)  # what the last teacher run skipped
     # A bundle of uploaded images holds their ids and content hash, not the images: this keeps
     # that description until the same images are loaded again (see set_dataset).
@@ -176,6 +178,7 @@ class Session:
         had = self.P is not None
         self.P = None
         self.teacher_name = None
+        self.teacher = None
         for e in self.eval_sets.values():
             e.P = None
         return (["teacher outputs"] if had else []) + self._clear_student()
@@ -231,6 +234,7 @@ class Session:
                                               len(names), f"{teacher.name} on {name}")
         cleared = self._clear_teacher()
         self.P, self.teacher_name, self.class_names, self.labels = P, teacher.name, names, labels
+        self.teacher = teacher if getattr(teacher, "runs_on_any_images", True) else None
         for name, e in self.eval_sets.items():
             e.P = evals.get(name)
         return cleared
@@ -252,7 +256,7 @@ class Session:
                          "use a teacher for these classes or a dataset without labels")
 
     def set_encoder(self, encoder_id: str) -> list[str]:
-        """Choose the CLIP encoder; clears the embeddings, concepts, student and the PRG student
+        """Choose the CLIP encoder; clears the embeddings, concepts, student and the compact model
         (its zero-shot teacher is this encoder)."""
         if encoder_id == self.encoder_id:
             return []
@@ -264,7 +268,7 @@ class Session:
     def _clear_prg(self) -> list[str]:
         had = self.prg_run is not None
         self.prg_run = None
-        return ["PRG student"] if had else []
+        return ["compact model"] if had else []
 
     def embed(self, progress: Progress | None = None, patches: bool = True) -> ImageEmbeddings:
         """Image embeddings, from the content-addressed cache when this dataset was seen before."""
@@ -563,45 +567,158 @@ class Session:
         self.prg_run = run
         return run
 
-    def compact(self, source: str = "student", config: PRGConfig | None = None, image_size: int | None = None,
-                progress=None, evaluate: bool = True):
-        """A compact CNN distilled from the session's ``teacher`` outputs or its concept ``student``
-        (after every edit: the repaired behaviour), by PRG over the session encoder's image
-        embeddings; training reads no label. With ``evaluate``, accuracy on each labelled
-        evaluation set for the source, the compact model and the teacher (labels read after)."""
-        from infi import prg
+    def compact(self, source: str = "student", config: PRGConfig | None = None, views: int = 8,
+                class_names: Sequence[str] | None = None, image_size: int | None = None,
+                progress=None, view_progress: Progress | None = None, evaluate: bool = True):
+        """A compact CNN distilled from ``source`` (``infi.compact``): CLIP ``zero-shot`` over class
+        names, the session's ``teacher``, or its concept ``student`` after every edit (the repaired
+        behaviour). The session's images and ``views`` CutMix views of them per image, each labelled
+        by the source, are the training data; no label is read. With ``evaluate``, accuracy on each
+        labelled evaluation set for the source, the compact model and the teacher (labels read
+        after), and the sizes and CPU latencies to compare. The run becomes ``prg_run``."""
+        from infi import compact, prg
+        from infi.teachers import ZERO_SHOT_TEMPLATES, ClipZeroShotTeacher, parse_class_names
 
-        if source not in ("teacher", "student"):
-            raise InputError(f"source: {source!r}; choose 'teacher' or 'student' (or run_prg for CLIP zero-shot)")
+        compact.check_source(source)
+        config = config or PRGConfig()
+        config.validate()
         data = self._need_dataset()
-        if self.P is None:
-            raise SessionError("Run a teacher first")
-        student = self._need_student() if source == "student" else None
-        P = student.predict_proba(self.concepts.X) if student is not None else self.P
         size = image_size or (data.arrays.shape[1] if data.arrays is not None else 64)
         encoder = shared_encoder(self.encoder_id or DEFAULT_ENCODER)
-        emb = self.embed(patches=False).global_
-        texts = encoder.embed_texts([f"a photo of a {c}" for c in self.class_names])
-        targets = prg.TeacherTargets(emb.astype(np.float32), np.log(np.clip(P, 1e-6, 1)).astype(np.float32),
-                                     texts.astype(np.float32), tuple(self.class_names))
+        zero_shot = None
+        notes: list[str] = []
+        if source == "zero-shot":
+            names = parse_class_names(class_names) or tuple(data.class_names or ())
+            if len(names) < 2:
+                raise InputError("class names: a zero-shot source needs at least two class names; give them, "
+                                 "or use a dataset with class folders")
+            zero_shot = ClipZeroShotTeacher(encoder, names, tuple(ZERO_SHOT_TEMPLATES))
+        else:
+            if self.P is None:
+                raise SessionError("Run a teacher first")
+            names = tuple(self.class_names)
+        student = self._need_student() if source == "student" else None
+        label = self._source_labeller(source, encoder, student, zero_shot)
+        known = None
+        if source != "zero-shot":  # the images' own answers are known already
+            P = student.predict_proba(self.concepts.X) if student is not None else self.P
+            known = (self.embed(patches=False).global_, P)
+        if source == "teacher" and self.teacher is None:
+            notes.append(f"{self.teacher_name} gave its outputs for the loaded images only (a file, or a "
+                         "restored session), so no mixed view could be labelled: the compact model learned "
+                         "from the images alone, where a shortcut in them can come back.")
+            views = 0
+        texts = (prg.class_text_embeddings(zero_shot) if zero_shot
+                 else encoder.embed_texts([f"a photo of a {c}" for c in names]))
         images = data.as_arrays(size)
-        result = prg.train(images, targets, config or PRGConfig(), progress)
+        prepared = compact.prepare(images, label, texts, names, views, config.seed, view_progress, known)
+        notes += prepared.notes
+        result = compact.train(prepared, config, progress)
         logits = prg.predict_logits(result.model, images)
-        figures = {"source": source, "agreement_with_source": prg.agreement(logits, targets.logits),
+        source_logits = prepared.targets.logits[:prepared.n_images]
+        figures = {"source": source, "source_fingerprint": self.source_fingerprint(source),
+                   "views_per_image": (len(prepared.images) - prepared.n_images) // len(images),
+                   "agreement_with_source": prg.agreement(logits, source_logits), "notes": notes,
                    "student_parameters": prg.n_parameters(result.model),
                    "student_ms_per_image": prg.ms_per_image(result.model, size)}
         if evaluate:
+            figures.update(self._compact_costs(encoder, images[:16]))
+            own = self.labels_for(data, names)
+            if own is not None and (own >= 0).any():  # seen in training, without their labels
+                figures["loaded_compact_accuracy"] = metrics.accuracy(logits, own)
+                figures["loaded_source_accuracy"] = metrics.accuracy(source_logits, own)
+                if self.P is not None and tuple(self.class_names or ()) == tuple(names):
+                    figures["loaded_teacher_accuracy"] = metrics.accuracy(self.P, own)
             for name, e in self.eval_sets.items():
-                labels = self.labels_for(e.images, self.class_names)
-                if labels is None or not (labels >= 0).any() or e.P is None:
+                labels = self.labels_for(e.images, names)
+                if labels is None or not (labels >= 0).any():
                     continue
-                src = (student.predict_proba(e.concepts.X) if student is not None and e.concepts is not None
-                       else e.P)
-                figures[f"{name}_source_accuracy"] = metrics.accuracy(src, labels)
-                figures[f"{name}_compact_accuracy"] = metrics.accuracy(
-                    prg.predict_logits(result.model, e.images.as_arrays(size)), labels)
-                figures[f"{name}_teacher_accuracy"] = metrics.accuracy(e.P, labels)
-        return prg.PRGRun(result, targets, size, figures)
+                arrays = e.images.as_arrays(size)
+                figures[f"{name}_compact_accuracy"] = metrics.accuracy(prg.predict_logits(result.model, arrays), labels)
+                if zero_shot is not None:
+                    figures[f"{name}_source_accuracy"] = metrics.accuracy(label(arrays)[1], labels)
+                elif student is not None and e.concepts is not None:
+                    figures[f"{name}_source_accuracy"] = metrics.accuracy(student.predict_proba(e.concepts.X), labels)
+                elif e.P is not None:
+                    figures[f"{name}_source_accuracy"] = metrics.accuracy(e.P, labels)
+                if e.P is not None and tuple(self.class_names or ()) == tuple(names):
+                    figures[f"{name}_teacher_accuracy"] = metrics.accuracy(e.P, labels)
+        targets = prg.TeacherTargets(prepared.targets.embeddings[:prepared.n_images], source_logits,
+                                     prepared.targets.class_embeddings, tuple(names))
+        self.prg_run = prg.PRGRun(result, targets, size, figures)
+        return self.prg_run
+
+    def source_fingerprint(self, source: str) -> str | None:
+        """What a compact model learned from, as a digest: the student's weights, the teacher's
+        outputs, or the encoder (zero-shot); a page compares it to say the source changed since."""
+        import hashlib
+
+        if source == "student" and self.student is not None:
+            parts = [self.student.coef_, self.student.intercept_]
+        elif source == "teacher" and self.P is not None:
+            parts = [self.P]
+        else:
+            return hashlib.sha256(str(self.encoder_id).encode()).hexdigest()[:16]
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(np.ascontiguousarray(part).tobytes())
+        return digest.hexdigest()[:16]
+
+    def _source_labeller(self, source: str, encoder, student, zero_shot):
+        """images -> (unit CLIP embeddings, the source's probabilities), for any images."""
+        from infi.teachers import softmax
+
+        if source == "zero-shot":
+            def label(arrays):
+                g = encoder.embed_images(arrays, patches=False).global_
+                return g, softmax(zero_shot.ensemble(zero_shot.template_logits(g))[0])
+        elif source == "teacher":
+            teacher = self.teacher
+
+            def label(arrays):
+                g = encoder.embed_images(arrays, patches=False).global_
+                views = from_arrays([f"view_{i}" for i in range(len(arrays))], arrays, None, None, {"kind": "views"})
+                return g, check_probabilities(teacher.predict_proba(views), len(arrays), len(self.class_names),
+                                              f"{self.teacher_name} on mixed views")
+        else:
+            bank = build_bank(encoder, self.corpus)
+            missing = [n for n in self.concepts.names if n not in bank.names]
+            if missing:
+                raise SessionError(f"The concept list no longer holds {missing[:5]}; extract concepts again")
+            columns = [list(bank.names).index(n) for n in self.concepts.names]
+
+            def label(arrays):
+                regions = self.mode != "global"
+                emb = encoder.embed_images(arrays, patches=regions, dense=self.dense,
+                                           resolution=self.resolution if regions else None)
+                return emb.global_, student.predict_proba(concept_scores(emb, bank, self.mode).X[:, columns])
+        return label
+
+    def _compact_costs(self, encoder, sample_arrays: np.ndarray) -> dict:
+        """What deploying the alternatives would cost: the CLIP image tower (+ the concept head),
+        and the teacher where it runs here (its whole predict call on 16 images, per image)."""
+        from infi import prg
+
+        params, ms = prg.image_tower_cost(encoder.model, encoder.image_size)
+        costs = {"tower_encoder": encoder.name, "tower_parameters": params, "tower_ms_per_image": ms}
+        if self.concepts is not None:
+            k, c = self.concepts.X.shape[1], len(self.class_names or ())
+            costs["head_parameters"] = k * c + c
+        if self.teacher is not None:
+            sample = from_arrays([f"timing_{i}" for i in range(len(sample_arrays))], sample_arrays, None, None,
+                                 {"kind": "timing"})
+            self.teacher.predict_proba(sample)  # warm-up
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                self.teacher.predict_proba(sample)
+                times.append(time.perf_counter() - t0)
+            costs["teacher_ms_per_image"] = 1000 * float(np.median(times)) / len(sample)
+            module = getattr(self.teacher, "model", None) or getattr(getattr(self.teacher, "_teacher", None),
+                                                                       "model", None)
+            if module is not None and hasattr(module, "parameters"):
+                costs["teacher_parameters"] = sum(p.numel() for p in module.parameters())
+        return costs
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -1,11 +1,11 @@
-"""Distill: a concept student that mimics the teacher, or a compact CNN by PRG."""
+"""Distill: a concept student that mimics the teacher, or a compact CNN of any source."""
 
 import streamlit as st
 
 from infi.ui import distill_view, prg_view, state
 from infi.ui.replacing import open_question
 
-CONCEPT, PRG = distill_view.METHOD_LABEL, prg_view.METHOD_LABEL
+CONCEPT, COMPACT = distill_view.METHOD_LABEL, prg_view.METHOD_LABEL
 
 st.title("Distill")
 session = state.get_session()
@@ -13,17 +13,18 @@ open_question(session)  # a step that would drop a tuned student asks first
 if session.dataset is None and session.concepts is None:
     st.info("Load a dataset on the **Data & teacher** page first.")
     st.stop()
-method = st.radio("Method", (CONCEPT, PRG), index=state.kept_index(state.METHOD, (CONCEPT, PRG)), horizontal=True,
+method = st.radio("Method", (CONCEPT, COMPACT), index=state.kept_index(state.METHOD, (CONCEPT, COMPACT)),
+                  horizontal=True,
                   **state.keeps(state.METHOD))
-if method == PRG and session.dataset is None:
-    st.info("PRG trains on the images themselves: load them on the **Data & teacher** page (this "
+if method == COMPACT and session.dataset is None:
+    st.info("The compact model trains on the images themselves: load them on the **Data & teacher** page (this "
             "session came from a bundle, which stores concepts and outputs, not images).")
     st.stop()
-if method == PRG:
-    with st.expander("PRG settings", expanded=session.prg_run is None):
+if method == COMPACT:
+    with st.expander("Compact model settings", expanded=session.prg_run is None):
         prg_view.settings_and_run(session)
     if session.prg_run is None:
-        st.info("Next: press **Distill with PRG**.")
+        st.info("Next: choose what it learns from and press **Train the compact model**.")
     else:
         prg_view.results(session)
     st.stop()

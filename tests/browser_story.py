@@ -128,11 +128,12 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
             choose(page, "Concept or group (most influential first)", "group: background (6 concepts)")
             choose(page, "Action", "remove")
 
-        def prg_for_two_epochs() -> None:
-            page.get_by_text("PRG: compact CNN from CLIP zero-shot").click()
+        def compact_for_two_epochs() -> None:
+            page.get_by_text("Compact CNN: a small deployable model").click()
             settle(page)
-            # A short run on few images: small batches give it enough steps to learn.
-            for label, value in (("Epochs", "2"), ("Batch size", "32")):
+            # The repaired student is the source; a short run on few images with one mixed view each.
+            expect(page.get_by_text("The concept student, with your edits")).to_be_visible()
+            for label, value in (("Mixed views per image", "1"), ("Epochs", "2"), ("Batch size", "32")):
                 page.get_by_role("spinbutton", name=label).fill(value)
                 page.get_by_role("spinbutton", name=label).press("Enter")
                 settle(page)
@@ -142,7 +143,8 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
                  ("Distill", None, "Distill the concept student", "Fidelity (held-out)", "distill"),
                  ("Fine-tune", steer, "Apply this edit",
                   "Last step: remove group: background (6 concepts) on All classes", "finetune"),
-                 ("Distill", prg_for_two_epochs, "Distill with PRG", "Agreement with teacher", "prg")]
+                 ("Distill", compact_for_two_epochs, "Train the compact model", "Agreement with the source",
+                  "compact")]
         for link, prepare, button, proof, name in steps:
             page.get_by_role("link", name=link, exact=True).click()
             settle(page)
@@ -152,7 +154,7 @@ def run_demo_story(url: str, shots: Path | None = None, images: int = 400) -> No
             settle(page)
             expect(page.get_by_text(proof).first).to_be_visible()
             shot(name)
-        expect(page.get_by_role("button", name="Download the PRG student")).to_be_visible()
+        expect(page.get_by_role("button", name="Download the compact model")).to_be_visible()
         # The bundle is built on click (deferred download); it must hold the edit just made.
         with page.expect_download(timeout=60_000) as download:
             page.get_by_role("button", name="Save session (.infi)").click()

@@ -212,8 +212,16 @@ def test_compact_learns_from_a_saved_sessions_edited_student(tmp_path, monkeypat
     bundle = tmp_path / "s.infi"
     bundle.write_bytes(save_session(s))
     rc = cli.main(["compact", "--session", str(bundle), "--from", "student", "--epochs", "1", "--batch-size", "32",
-                   "--out", str(tmp_path / "compact")])
+                   "--views", "1", "--out", str(tmp_path / "compact")])
     assert rc == 0
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["source"] == "student" and "shifted_compact_accuracy" in out
+    printed = capsys.readouterr()
+    out = json.loads(printed.out.strip().splitlines()[-1])
+    assert out["source"] == "student" and "shifted_compact_accuracy" in out and out["views_per_image"] == 1
+    assert '"mixed_views_labelled": 120' in printed.err
     assert (tmp_path / "compact" / "prg_student.onnx").is_file()
+    # a restored session has the teacher's outputs, not the teacher: no view can be labelled, and it says so
+    rc = cli.main(["compact", "--session", str(bundle), "--from", "teacher", "--epochs", "1", "--batch-size", "32",
+                   "--out", str(tmp_path / "compact2")])
+    printed = capsys.readouterr()
+    assert rc == 0 and "no mixed view could be labelled" in printed.err
+    assert json.loads(printed.out.strip().splitlines()[-1])["views_per_image"] == 0

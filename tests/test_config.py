@@ -60,6 +60,8 @@ def test_the_pages_start_from_the_config_defaults():
     assert at.number_input(key=state.PRG_EPOCHS).value == p.epochs
     assert at.number_input(key=state.PRG_BATCH).value == p.batch_size
     assert at.number_input(key=state.PRG_LR).value == p.lr
+    source = at.radio(key=state.COMPACT_SOURCE).value
+    at.selectbox(key=state.compact_method_key(source)).set_value("prg").run()  # PRG's own knobs appear
     assert at.number_input(key=state.PRG_TAU_EDGE).value == p.tau_edge
     assert not at.exception
 

@@ -20,7 +20,7 @@ def test_demo_story_in_chromium(tmp_path):
     shots.mkdir()
     with streamlit_server(tmp_path / "streamlit.log") as (url, _):
         run_demo_story(url, shots)
-    for name in ("data", "concepts", "distill", "finetune", "prg"):
+    for name in ("data", "concepts", "distill", "finetune", "compact"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
     if os.environ.get("INFI_UPDATE_SCREENSHOTS"):
         target = ROOT / "docs" / "screenshots"

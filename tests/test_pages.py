@@ -9,7 +9,7 @@ from infi.encoders import shared_encoder
 from infi.tuning import TuningAction
 from infi.ui import state
 from infi.ui.finetune_view import editor_key, weight_table
-from infi.ui.prg_view import METHOD_LABEL as PRG
+from infi.ui.prg_view import METHOD_LABEL as COMPACT
 from infi.ui.sidebar import tour_steps
 from tests.helpers import plain
 
@@ -85,37 +85,52 @@ def test_whole_demo_story_raises_shifted_accuracy():
     assert [done for _, done in tour_steps(session)] == [True] * 6
 
 
-def test_prg_on_the_distill_page_trains_compares_and_exports():
-    at = load_world(new_app(), 120)
-    at.switch_page("pages/distill.py").run()
-    at.radio(key=state.METHOD).set_value(PRG).run()
+def test_a_compact_model_of_the_edited_student_trains_compares_and_exports():
+    at = distilled_app(160)
+    session = at.session_state[state.SESSION]
+    session.tune([TuningAction.for_group("background", "remove")])
+    at.radio(key=state.METHOD).set_value(COMPACT).run()
+    assert at.radio(key=state.COMPACT_SOURCE).value == "student"  # the edited student comes first
+    assert at.selectbox(key=state.compact_method_key("student")).value == "kd"
+    at.number_input(key=state.compact_views_key("student")).set_value(1)
     at.number_input(key=state.PRG_EPOCHS).set_value(1)
+    at.number_input(key=state.PRG_BATCH).set_value(32)
     at.button(key=state.BTN_PRG).click().run()
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
-    run = at.session_state[state.SESSION].prg_run
-    assert run is not None and len(run.result.history) == 1
-    labels = [m.label for m in at.metric]
-    assert {"Agreement with teacher", "Student accuracy", "Zero-shot teacher accuracy"} <= set(labels)
-    sizes = at.dataframe[-1].value
-    teacher, student = sizes.iloc[0], sizes.iloc[1]
-    assert teacher["model"].startswith("teacher image encoder") and student["model"].startswith("PRG student")
+    run = session.prg_run
+    assert run is not None and run.figures["source"] == "student" and run.figures["views_per_image"] == 1
+    assert {"Agreement with the source", "Best epoch", "Parameters"} <= {m.label for m in at.metric}
+    accuracy = next(d.value for d in at.dataframe if "split" in d.value.columns)
+    shifted = accuracy.set_index("split").loc["shifted"]
+    assert shifted["source %"] == 100 * run.figures["shifted_source_accuracy"]
+    assert 0 <= shifted["compact model %"] <= 100
+    assert shifted["teacher %"] == 100 * run.figures["shifted_teacher_accuracy"]
+    costs = next(d.value for d in at.dataframe if "model" in d.value.columns)
+    assert costs["model"].iloc[0].startswith("compact model") and "CLIP image tower (demo)" in costs["model"].iloc[1]
     tower = shared_encoder("demo").model
     tower_params = sum(p.numel() for m in (tower.vision_model, tower.visual_projection) for p in m.parameters())
-    assert teacher["parameters"] == tower_params and student["parameters"] == run.figures["student_parameters"]
-    assert teacher["ms per image (this machine)"] > 0 and student["ms per image (this machine)"] > 0
-    assert any("deliberately tiny" in c.value for c in at.caption)  # why the student is not smaller here
-    # A rerun (any widget touched) neither retrains nor re-times the teacher.
+    assert costs["parameters"].iloc[1] == tower_params + run.figures["head_parameters"]
+    assert costs["model"].iloc[2].startswith("teacher") and costs["ms per image (this machine)"].min() > 0
+    assert any("deliberately tiny" in c.value for c in at.caption)  # why the compact model is not smaller here
+    # A rerun neither retrains nor re-times; a later edit of the student is flagged, the model kept.
     figures = dict(run.figures)
     at.run()
+    assert session.prg_run is run and run.figures == figures
+    assert not any("changed after this compact model" in w.value for w in at.warning)
+    session.tune([TuningAction.for_group("colour", "remove")])
+    at.run()
     assert_clean(at)
-    assert at.session_state[state.SESSION].prg_run is run and run.figures == figures
+    assert session.prg_run is run and any("changed after this compact model" in w.value for w in at.warning)
 
 
-def test_prg_without_class_names_says_so_and_keeps_the_dataset():
+def test_a_zero_shot_compact_model_without_class_names_says_so_and_keeps_the_dataset():
     at = load_world(new_app(), 60)
     at.switch_page("pages/distill.py").run()
-    at.radio(key=state.METHOD).set_value(PRG).run()
+    at.radio(key=state.METHOD).set_value(COMPACT).run()
+    assert at.radio(key=state.COMPACT_SOURCE).options == ["CLIP zero-shot over class names"]
+    assert any("distill a concept student first" in c.value for c in at.caption)
+    assert at.selectbox(key=state.compact_method_key("zero-shot")).value == "prg"
     at.text_input(key=state.PRG_CLASSES).set_value("circle")
     at.button(key=state.BTN_PRG).click().run()
     assert_clean(at)
@@ -159,8 +174,8 @@ def test_a_bundle_without_its_images_still_drives_every_page_until_they_are_relo
     at.switch_page("pages/distill.py").run()
     assert_clean(at)
     assert "Fidelity (held-out)" in [m.label for m in at.metric]
-    at.radio(key=state.METHOD).set_value(PRG).run()
-    assert any("PRG trains on the images" in i.value for i in at.info)
+    at.radio(key=state.METHOD).set_value(COMPACT).run()
+    assert any("compact model trains on the images" in i.value for i in at.info)
     at.radio(key=state.METHOD).set_value("Concept student").run()
     at.switch_page("pages/finetune.py").run()
     assert_clean(at)

@@ -2,6 +2,7 @@
 
 import io
 import json
+import warnings
 import zipfile
 
 import numpy as np
@@ -177,3 +178,20 @@ def test_prg_cli_trains_and_exports(tmp_path, capsys):
     assert 0 <= out["teacher_agreement"] <= 1 and "student_accuracy" in out
     assert (tmp_path / "student" / "prg_student.onnx").is_file()
     assert (tmp_path / "student" / "prg_student.pt2").is_file()
+
+
+@pytest.mark.parametrize("arch, size", [("small", 64), ("resnet18", 32)])
+def test_batchnorm_folding_keeps_the_outputs_and_imports_no_torchscript(arch, size):
+    model = prg.KDStudent(4, arch, size)
+    for module in model.modules():  # trained-looking statistics, so folding has work to do
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # torch's fx fuse imported TorchScript modules
+        folded = prg.for_inference(model)
+    x = torch.rand(3, 3, size, size)
+    with torch.inference_mode():
+        assert torch.allclose(folded(x), model(x), atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())

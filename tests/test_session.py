@@ -97,7 +97,7 @@ def test_a_new_encoder_clears_the_prg_student_that_used_the_old_one():
     s.set_encoder("demo")
     s.run_prg(PRGConfig(epochs=1, batch_size=32))
     assert s.prg_run is not None
-    assert s.set_encoder("another-encoder") == ["PRG student"] and s.prg_run is None
+    assert s.set_encoder("another-encoder") == ["compact model"] and s.prg_run is None
 
 
 def test_distill_takes_a_config_and_names_a_bad_setting():
@@ -243,19 +243,35 @@ def test_memory_kept_per_image_after_region_extraction_is_small():
 def test_a_compact_cnn_learns_the_repaired_student_without_reading_a_label(monkeypatch):
     s = demo_session(n=240, members=2)
     s.tune([TuningAction.for_group("background", "remove")])
-    config = PRGConfig(epochs=3, batch_size=32)
+    config = PRGConfig(epochs=2, batch_size=32, method="kd")
+    labelled = []
 
     def no_labels(*args, **kwargs):
         raise AssertionError("a label was read while training")
 
     with monkeypatch.context() as m:
         m.setattr(Session, "labels_for", no_labels)
-        run = s.compact("student", config, evaluate=False)
+        run = s.compact("student", config, views=2, evaluate=False,
+                        view_progress=lambda done, total: labelled.append((done, total)))
     assert run.figures["source"] == "student" and run.targets.logits.shape == (240, len(s.class_names))
+    assert run.figures["views_per_image"] == 2 and labelled[-1] == (480, 480)  # only the views were labelled
     repaired = s.student.predict_proba(s.concepts.X).argmax(1)
     assert np.array_equal(run.targets.logits.argmax(1), repaired)  # the edited student's answers are the targets
     assert run.figures["agreement_with_source"] > 1 / len(s.class_names) + 0.2
-    evaluated = s.compact("teacher", config)
-    assert {"shifted_source_accuracy", "shifted_compact_accuracy", "shifted_teacher_accuracy"} <= set(evaluated.figures)
-    with pytest.raises(InputError, match="choose 'teacher' or 'student'"):
-        s.compact("zero-shot")
+    assert s.prg_run is run
+    evaluated = s.compact("teacher", config, views=1)
+    assert {"shifted_source_accuracy", "shifted_compact_accuracy", "shifted_teacher_accuracy", "tower_parameters",
+            "teacher_ms_per_image", "head_parameters"} <= set(evaluated.figures)
+    assert evaluated.figures["shifted_source_accuracy"] == evaluated.figures["shifted_teacher_accuracy"]
+    zero = s.compact("zero-shot", config, views=0)
+    assert zero.figures["source"] == "zero-shot" and zero.figures["views_per_image"] == 0
+    with pytest.raises(InputError, match="choose one of zero-shot, teacher, student"):
+        s.compact("labels")
+
+
+def test_mixed_views_of_a_file_teacher_cannot_be_labelled_and_the_run_says_so(tmp_path):
+    s = demo_session(n=120, members=2)
+    s.teacher = None  # outputs from a file (or a restored session): nothing to ask about new images
+    run = s.compact("teacher", PRGConfig(epochs=1, batch_size=32), views=4, evaluate=False)
+    assert run.figures["views_per_image"] == 0
+    assert any("no mixed view could be labelled" in note for note in run.figures["notes"])

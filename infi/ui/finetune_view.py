@@ -354,6 +354,10 @@ def downloads(session: Session) -> None:
                        mime="application/vnd.apache.parquet", on_click="ignore", width="stretch")
     c4.download_button("Session bundle (.infi)", lambda: save_session(session), "session.infi",
                        mime="application/zip", on_click="ignore", width="stretch")
+    if session.dataset is not None:
+        st.caption("To ship this student's behaviour, repairs included, without the CLIP image tower: "
+                   "**Distill** page → *Compact CNN* → *The concept student, with your edits* trains a small "
+                   "CNN that answers like it and exports ONNX and `.pt2`.")
 
 
 def student_zip(session: Session) -> bytes:

@@ -70,7 +70,7 @@ def render_sidebar(session: Session) -> None:
     if upload is not None and replaced:
         st.sidebar.warning(f"Loading replaces this session's {replaced}: save it first if you need it.")
     if session.prg_run is not None:
-        st.sidebar.caption("A session file does not hold the PRG student: download it from the Distill page.")
+        st.sidebar.caption("A session file does not hold the compact model: download it from the Distill page.")
     if upload is not None and st.sidebar.button("Load this session", width="stretch", key=state.BTN_LOAD_BUNDLE):
         with guarded("Loading the session", "Choose a .infi file saved by Infi.", where=st.sidebar):
             state.replace_session(load_session(upload.getvalue()))
@@ -83,7 +83,7 @@ def work_in(session: Session) -> str:
     """What a user would lose by replacing this session, in words ('' when nothing)."""
     parts = [name for name, present in (("teacher outputs", session.P is not None),
                                          ("concept scores", session.concepts is not None),
-                                         ("PRG student", session.prg_run is not None)) if present]
+                                         ("compact model", session.prg_run is not None)) if present]
     if session.student is not None:
         edits = len(session.provenance) - 1
         parts.append(f"student and {edits} edit{'s' if edits != 1 else ''}")

@@ -191,6 +191,16 @@ PRG_TAU_EDGE = "prg_tau_edge"
 PRG_TAU_REL = "prg_tau_relation"
 PRG_CLASSES = "prg_classes"
 BTN_PRG = "btn_prg"
+COMPACT_SOURCE = "compact_source"
+
+
+def compact_method_key(source: str) -> str:
+    """The compact model's method, kept per source (KD suits the student, PRG zero-shot)."""
+    return f"compact_method_{source}"
+
+
+def compact_views_key(source: str) -> str:
+    return f"compact_views_{source}"
 
 
 def quick_concept_key(class_name: str) -> str:
