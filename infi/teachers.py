@@ -489,6 +489,11 @@ SPEC_HELP = ("a registered teacher (demo) | predictions:FILE | onnx:FILE | torch
              "hf:MODEL_ID | zeroshot[:ENCODER]")
 
 
+PT2_REFUSED = ("teacher: a torch.export program (.pt2) is not accepted as a teacher: torch.export.load falls "
+               "back to full unpickling for some of its parts, so a hostile file could run code. Export the "
+               "model as ONNX (torch.onnx.export(model, example, dynamo=True)) and give onnx:FILE.")
+
+
 def _read_model_file(path: Path) -> bytes:
     if not path.is_file():
         raise MissingFileError(f"{path.name}: no file at {path}")
@@ -530,6 +535,8 @@ def from_spec(spec: str, dataset_classes: Sequence[str] | None = None, *,
     head = head.strip()
     names = parse_class_names(class_names) or tuple(dataset_classes or ())
     expected = len(dataset_classes) if dataset_classes else None
+    if head in ("pt2", "export") or spec.strip().lower().endswith(".pt2"):
+        raise TeacherError(PT2_REFUSED)
     if head not in SPEC_KINDS:
         if value:
             raise TeacherError(f"teacher: unknown kind {head!r}; give {SPEC_HELP}")

@@ -14,6 +14,7 @@ from infi.teachers import (
     TORCHSCRIPT_WARNING,
     ClipZeroShotTeacher,
     TorchScriptTeacher,
+    from_spec,
     load_predictions,
     softmax,
 )
@@ -301,3 +302,10 @@ def test_onnx_teachers_run_and_are_checked_like_any_teacher(images, tmp_path):
                     image_size=32).predict_proba(images)
     with pytest.raises(TeacherError, match="not an ONNX model onnxruntime can run"):
         OnnxTeacher(b"not onnx at all", names)
+
+
+@pytest.mark.parametrize("spec", ["pt2:model.pt2", "export:model.pt2", "model.pt2"])
+def test_a_torch_export_program_is_refused_as_a_teacher_with_the_reason(spec, tmp_path):
+    """torch.export.load unpickles parts of a .pt2 without weights_only: not for untrusted files."""
+    with pytest.raises(TeacherError, match=r"\.pt2\) is not accepted.*onnx:FILE"):
+        from_spec(spec, ("a", "b"))
