@@ -120,7 +120,8 @@ def contributions_bars(contrib: np.ndarray, concepts: Sequence[str], title: str,
     )
 
 
-def loss_curves(history: list[dict], title: str = "Training") -> alt.LayerChart:
+def loss_curves(history: list[dict], title: str = "Training", agreement: str = "Agreement with the teacher"
+                ) -> alt.LayerChart:
     """Loss (left axis) and agreement or accuracy (right axis, 0–100%) by whole epoch: one scale
     would flatten a 0–1 rate under a loss of 5."""
     frame = pd.DataFrame(history).melt("epoch", var_name="metric", value_name="value")
@@ -131,7 +132,7 @@ def loss_curves(history: list[dict], title: str = "Training") -> alt.LayerChart:
     loss = alt.Chart(frame[~is_rate]).mark_line(point=True).encode(
         x=x, y=alt.Y("value:Q", title="Loss", axis=alt.Axis(orient="left")), color=color, tooltip=tooltip)
     rate = alt.Chart(frame[is_rate]).mark_line(point=True, strokeDash=[4, 2]).encode(
-        x=x, y=alt.Y("value:Q", title="Agreement with the teacher", scale=alt.Scale(domain=[0, 1]),
+        x=x, y=alt.Y("value:Q", title=agreement, scale=alt.Scale(domain=[0, 1]),
                      axis=alt.Axis(format="%", orient="right")), color=color, tooltip=tooltip)
     return alt.layer(loss, rate, title=title).resolve_scale(y="independent")
 

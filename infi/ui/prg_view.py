@@ -112,7 +112,8 @@ def train(session: Session, source: str, config: PRGConfig, views: int, classes:
                             f"{record['val_agreement']:.1%}")
         keep = ["epoch", "loss", "val_agreement"]
         chart.altair_chart(charts.loss_curves([{k: h[k] for k in keep} for h in history],
-                                              "Compact model: loss and agreement with the source"), width="stretch")
+                                              "Compact model: loss and agreement with the source",
+                                              "Agreement with the source"), width="stretch")
 
     with guarded("Training the compact model"):
         encoder(session.encoder_id or DEFAULT_ENCODER)
@@ -155,9 +156,10 @@ def results(session: Session) -> None:
     run = session.prg_run
     f = run.figures
     source = f.get("source", "zero-shot")
+    views = f.get("views_per_image", 0)
     st.markdown(f"**Compact model learned from {escape(SOURCE_LABELS.get(source, source).lower())}** "
                 f"({METHODS.get(run.result.config.method, run.result.config.method)}, "
-                f"{f.get('views_per_image', 0)} mixed views per image).")
+                f"{views} mixed view{'s' if views != 1 else ''} per image).")
     if f.get("source_fingerprint") not in (None, session.source_fingerprint(source)):
         st.warning(f"{SOURCE_LABELS.get(source, source)} changed after this compact model was trained (an edit "
                    "or a new run), so it still answers like before. Train it again to carry the change.",
@@ -180,7 +182,8 @@ def results(session: Session) -> None:
                    "what the compact model is trained for.")
     keep = ["epoch", "loss", "val_agreement"]
     st.altair_chart(charts.loss_curves([{k: h[k] for k in keep} for h in run.result.history],
-                                       "Compact model: loss and agreement with the source"), width="stretch")
+                                       "Compact model: loss and agreement with the source",
+                                              "Agreement with the source"), width="stretch")
     st.markdown("**What deploying each costs**")
     st.dataframe(cost_table(run), hide_index=True, width="stretch", column_config={
         "parameters": st.column_config.NumberColumn(format="localized"),
