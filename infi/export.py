@@ -14,6 +14,20 @@ import torch
 from torch import nn
 
 INPUT, OUTPUT = "images", "logits"
+ONNX_SNIPPET = '''import json, numpy as np, onnxruntime as ort
+from PIL import Image
+
+card = json.load(open("prg_student.json"))
+size = card["image_size"]
+image = Image.open("photo.jpg").convert("RGB").resize((size, size))
+x = (np.asarray(image, np.float32) / 255).transpose(2, 0, 1)[None]  # [1, 3, H, W] in [0, 1]
+logits = ort.InferenceSession("prg_student.onnx").run(["logits"], {"images": x})[0]
+print(card["classes"][int(logits.argmax())])'''
+README = ("A compact image classifier exported by Infi.\n\n"
+          "prg_student.onnx      ONNX (input 'images': float RGB [B, 3, H, W] in [0, 1]; output 'logits')\n"
+          "prg_student.pt2       the same as a torch.export program (torch.export.load; trusted files only)\n"
+          "prg_student.safetensors + prg_student.json   weights and the card (classes, image size, metrics)\n\n"
+          "Run it on one image with onnxruntime:\n\n" + ONNX_SNIPPET + "\n")
 
 
 def _batch_dim() -> dict:

@@ -448,9 +448,15 @@ class PRGRun:
         if self._export_zip is None:
             buf = io.BytesIO()
             with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buf, "w") as zf:
-                for path in export(self.result, self.targets.class_names, self.image_size, Path(tmp),
-                                   self.figures).values():
-                    zf.write(path, path.name)
+                from infi.export import README
+
+                files = [(path.name, path.read_bytes()) for path in export(
+                    self.result, self.targets.class_names, self.image_size, Path(tmp), self.figures).values()]
+                for name, payload in [("README.txt", README.encode()), *files]:
+                    info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+                    info.external_attr = 0o644 << 16  # readable by all, whatever the temp file's mode was
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    zf.writestr(info, payload)
             self._export_zip = buf.getvalue()
         return self._export_zip
 

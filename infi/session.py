@@ -256,11 +256,15 @@ class Session:
                          "use a teacher for these classes or a dataset without labels")
 
     def set_encoder(self, encoder_id: str) -> list[str]:
-        """Choose the CLIP encoder; clears the embeddings, concepts, student and the compact model
-        (its zero-shot teacher is this encoder)."""
+        """Choose the CLIP encoder; clears the embeddings, concepts, student and a compact model
+        made with another encoder (its teacher or views came from that one). A compact model made
+        with this very encoder (the default, before any was chosen) stays."""
         if encoder_id == self.encoder_id:
             return []
-        cleared = self._clear_embeddings() + self._clear_prg()
+        figures = getattr(self.prg_run, "figures", {}) or {}
+        used = figures.get("encoder") or figures.get("teacher_encoder")
+        keep_compact = used is not None and used == encoder_id
+        cleared = self._clear_embeddings() + ([] if keep_compact else self._clear_prg())
         self.encoder_id = encoder_id
         self.dense = default_method(encoder_id)
         return cleared
@@ -588,7 +592,10 @@ class Session:
         zero_shot = None
         notes: list[str] = []
         if source == "zero-shot":
-            names = parse_class_names(class_names) or tuple(data.class_names or ())
+            names = parse_class_names(class_names)
+            if not names and data.class_names:
+                names = tuple(data.class_names)
+                notes.append(f"No class names were given, so the dataset's were used: {', '.join(names)}.")
             if len(names) < 2:
                 raise InputError("class names: a zero-shot source needs at least two class names; give them, "
                                  "or use a dataset with class folders")
@@ -602,7 +609,9 @@ class Session:
         known = None
         if source != "zero-shot":  # the images' own answers are known already
             P = student.predict_proba(self.concepts.X) if student is not None else self.P
-            known = (self.embed(patches=False).global_, P)
+            embedded = (self.embed(patches=False).global_ if self.encoder_id is not None
+                        else encoder.embed_images(data.as_arrays(size), patches=False).global_)
+            known = (embedded, P)
         if source == "teacher" and self.teacher is None:
             notes.append(f"{self.teacher_name} gave its outputs for the loaded images only (a file, or a "
                          "restored session), so no mixed view could be labelled: the compact model learned "
@@ -616,7 +625,7 @@ class Session:
         result = compact.train(prepared, config, progress)
         logits = prg.predict_logits(result.model, images)
         source_logits = prepared.targets.logits[:prepared.n_images]
-        figures = {"source": source, "source_fingerprint": self.source_fingerprint(source),
+        figures = {"source": source, "source_fingerprint": self.source_fingerprint(source), "encoder": encoder.name,
                    "views_per_image": (len(prepared.images) - prepared.n_images) // len(images),
                    "agreement_with_source": prg.agreement(logits, source_logits), "notes": notes,
                    "student_parameters": prg.n_parameters(result.model),
@@ -658,7 +667,7 @@ class Session:
         elif source == "teacher" and self.P is not None:
             parts = [self.P]
         else:
-            return hashlib.sha256(str(self.encoder_id).encode()).hexdigest()[:16]
+            return hashlib.sha256(str(self.encoder_id or DEFAULT_ENCODER).encode()).hexdigest()[:16]
         digest = hashlib.sha256()
         for part in parts:
             digest.update(np.ascontiguousarray(part).tobytes())

@@ -52,3 +52,38 @@ def test_known_answers_are_not_asked_again_and_targets_are_log_probabilities():
     assert np.array_equal(data.targets.embeddings[:6], known[0])
     with pytest.raises(InputError, match="choose one of"):
         compact.check_source("labels")
+
+
+def test_the_export_zip_explains_itself_and_its_snippet_runs(tmp_path, monkeypatch):
+    import io
+    import runpy
+    import zipfile
+
+    from PIL import Image
+
+    from infi import prg
+    from infi.config import PRGConfig
+    from infi.demo.world import generate_world
+
+    world = generate_world(40, seed=3)
+    rng = np.random.default_rng(0)
+    targets = prg.TeacherTargets(rng.normal(size=(40, 8)).astype(np.float32),
+                                 np.log(rng.dirichlet(np.ones(3), 40)).astype(np.float32),
+                                 rng.normal(size=(3, 8)).astype(np.float32), ("a", "b", "c"))
+    result = prg.train(world.images, targets, PRGConfig(method="kd", epochs=1, batch_size=16))
+    run = prg.PRGRun(result, targets, world.images.shape[1], {"source": "student"})
+    with zipfile.ZipFile(io.BytesIO(run.export_zip())) as zf:
+        names = set(zf.namelist())
+        assert {"README.txt", "prg_student.onnx", "prg_student.pt2", "prg_student.json"} <= names
+        assert all((info.external_attr >> 16) & 0o777 == 0o644 for info in zf.infolist())
+        readme = zf.read("README.txt").decode()
+        assert "onnxruntime" in readme
+        zf.extractall(tmp_path)
+    Image.fromarray(world.images[0]).save(tmp_path / "photo.jpg")
+    snippet = readme[readme.index("import json"):]
+    (tmp_path / "snippet.py").write_text(snippet)
+    monkeypatch.chdir(tmp_path)
+    printed = io.StringIO()
+    monkeypatch.setattr("sys.stdout", printed)
+    runpy.run_path(str(tmp_path / "snippet.py"))
+    assert printed.getvalue().strip() in {"a", "b", "c"}  # the README's snippet runs as written

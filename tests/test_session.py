@@ -100,6 +100,18 @@ def test_a_new_encoder_clears_the_prg_student_that_used_the_old_one():
     assert s.set_encoder("another-encoder") == ["compact model"] and s.prg_run is None
 
 
+def test_choosing_the_encoder_a_compact_model_already_used_keeps_it():
+    """Walk finding: the first concept extraction set the (default) encoder and dropped a compact
+    model trained from the teacher before concepts existed, with that same encoder."""
+    s = Session(seed=0)
+    s.set_dataset(from_world(generate_world(60, split="shifted", seed=5)))
+    s.run_teacher(DemoTeacherAdapter())
+    run = s.compact("teacher", PRGConfig(epochs=1, batch_size=32), views=1)  # no encoder chosen yet
+    assert run.figures["encoder"] == "demo" and run.figures["views_per_image"] == 1
+    assert s.set_encoder("demo") == [] and s.prg_run is run
+    assert run.figures["source_fingerprint"] == s.source_fingerprint("teacher")
+
+
 def test_distill_takes_a_config_and_names_a_bad_setting():
     s = demo_session(n=80, members=2)
     assert s.student_params == asdict(DistillConfig(n_members=2))
