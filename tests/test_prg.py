@@ -136,7 +136,7 @@ def test_run_figures_compare_with_the_clip_tower_and_the_export_zip_is_built_onc
     blob = run.export_zip()
     assert run.export_zip() is blob
     with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-        assert sorted(zf.namelist()) == ["prg_student.json", "prg_student.onnx", "prg_student.pt2",
+        assert sorted(zf.namelist()) == ["README.txt", "prg_student.json", "prg_student.onnx", "prg_student.pt2",
                                          "prg_student.safetensors"]
         card = json.loads(zf.read("prg_student.json"))
     assert card["metrics"]["teacher_parameters"] == run.figures["teacher_parameters"]
