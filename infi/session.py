@@ -606,11 +606,12 @@ class Session:
             names = tuple(self.class_names)
         student = self._need_student() if source == "student" else None
         label = self._source_labeller(source, encoder, student, zero_shot)
+        images = data.as_arrays(size)
         known = None
         if source != "zero-shot":  # the images' own answers are known already
             P = student.predict_proba(self.concepts.X) if student is not None else self.P
             embedded = (self.embed(patches=False).global_ if self.encoder_id is not None
-                        else encoder.embed_images(data.as_arrays(size), patches=False).global_)
+                        else encoder.embed_images(images, patches=False).global_)
             known = (embedded, P)
         if source == "teacher" and self.teacher is None:
             notes.append(f"{self.teacher_name} gave its outputs for the loaded images only (a file, or a "
@@ -619,7 +620,6 @@ class Session:
             views = 0
         texts = (prg.class_text_embeddings(zero_shot) if zero_shot
                  else encoder.embed_texts([f"a photo of a {c}" for c in names]))
-        images = data.as_arrays(size)
         prepared = compact.prepare(images, label, texts, names, views, config.seed, view_progress, known)
         notes += prepared.notes
         result = compact.train(prepared, config, progress)
