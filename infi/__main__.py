@@ -1,6 +1,6 @@
 """infi (or python -m infi): the app's pipeline, headless, through the same Session.
 
-  embed     image embeddings for a dataset (cached by content hash)
+  embed     embed an image folder or list into a store (Parquet shards + manifest), in process or on Ray
   concepts  concept scores for a dataset, written as Parquet
   distill   dataset + teacher + encoder + corpus -> a session bundle (.infi) with a student
   tune      apply tuning actions from a JSON file to a bundle
@@ -63,6 +63,12 @@ def world_images(spec: tuple[str, int, int, float]) -> data_mod.ImageSet:
         raise InputError(f"Shapes World {split}:{n}:{seed}:{p}: {err}") from None
 
 
+def open_store(path: str):
+    from infi.store import open_store as open_
+
+    return open_(path, progress=progress_printer("store shards"))
+
+
 def load_dataset(args) -> tuple[data_mod.ImageSet, dict[str, data_mod.ImageSet]]:
     """The dataset named on the command line, and its evaluation sets."""
     extra = {"shifted": world_images(args.shifted)} if getattr(args, "shifted", None) else {}
@@ -76,7 +82,8 @@ def load_dataset(args) -> tuple[data_mod.ImageSet, dict[str, data_mod.ImageSet]]
         return data_mod.from_cifar(args.cifar, "train", args.limit), {
             "test": data_mod.from_cifar(args.cifar, "test", args.limit)}
     raise InputError("give a dataset with --world, --zip, --folder" +
-                     (" or --cifar" if hasattr(args, "cifar") else ""))
+                     (" or --cifar" if hasattr(args, "cifar") else "") +
+                     (" or --store" if hasattr(args, "store") else ""))
 
 
 def load_corpus(args) -> Corpus:
@@ -92,6 +99,11 @@ def dataset_session(args) -> Session:
     """A session holding the command line's dataset (and evaluation sets)."""
     cache = ArrayCache(None if args.no_cache else default_cache_dir())
     session = Session(cache=cache, seed=args.seed)
+    if getattr(args, "store", None):
+        if args.world or args.zip or args.folder or args.shifted:
+            raise InputError("--store is the dataset: give it alone, without --world, --zip, --folder or --shifted")
+        session.open_store(open_store(args.store))
+        return session
     images, extra = load_dataset(args)
     if images.skipped:
         print(f"skipped {len(images.skipped)} file(s): " + "; ".join(
@@ -102,8 +114,11 @@ def dataset_session(args) -> Session:
 
 def build_session(args, with_teacher: bool) -> Session:
     session = dataset_session(args)
+    if args.encoder is None:
+        args.encoder = session.store.encoder if session.store is not None else DEFAULT_ENCODER
     if with_teacher:
-        teacher = teachers.from_spec(args.teacher, session.dataset.class_names,
+        classes = session.dataset.class_names if session.dataset is not None else session.store.class_names
+        teacher = teachers.from_spec(args.teacher, classes,
                                      class_names=args.class_names, image_size=args.image_size,
                                      default_encoder=args.encoder)
         if isinstance(teacher, teachers.TorchScriptTeacher):
@@ -137,8 +152,11 @@ def add_dataset(p: argparse.ArgumentParser, cifar: bool = False) -> None:
 
 def add_common(p: argparse.ArgumentParser, teacher: bool = True) -> None:
     add_dataset(p)
-    p.add_argument("--encoder", default=DEFAULT_ENCODER,
-                   help="a registered encoder ('demo'), a CLIP hub id or a local folder")
+    p.add_argument("--store", help="an embedding store folder from `infi embed` as the dataset (embeddings, no "
+                                   "pixels; the teacher is then a predictions file keyed by its ids, or zeroshot)")
+    p.add_argument("--encoder", default=None,
+                   help="a registered encoder ('demo', the default), a CLIP hub id or a local folder; with "
+                        "--store, the store's")
     p.add_argument("--corpus", default="demo", choices=preset_names(), help="a concept preset")
     p.add_argument("--corpus-file", help="a .txt or .csv concept list (overrides --corpus)")
     p.add_argument("--mode", default="global", choices=REGION_MODES)
@@ -158,13 +176,48 @@ def add_common(p: argparse.ArgumentParser, teacher: bool = True) -> None:
 
 
 def cmd_embed(args) -> int:
-    session = build_session(args, with_teacher=False)
-    if args.dense:
-        session.dense = args.dense
-    emb = session.embed(progress_printer("embed"), patches=args.mode != "global")
-    print(json.dumps({"images": len(emb.global_), "dim": int(emb.global_.shape[1]),
-                      "patches": None if emb.patches is None else list(emb.patches.shape)}))
+    """Embed images into a store: Parquet shards of ids, embeddings (and scores) + a manifest."""
+    from infi.bulk_embed import embed_to_store, list_images, rate_printer
+
+    corpus = load_corpus(args) if args.scores or args.corpus_file else None
+    if args.world:
+        if args.engine == "ray":
+            raise InputError("--world images are generated in memory; --engine ray reads files (give --images)")
+        refs = world_refs(world_images(args.world), Path(args.out))
+    elif args.images:
+        refs = list_images(args.images)
+    else:
+        raise InputError("give the images with --images (a folder, a .txt list of paths, or a .csv / .parquet "
+                         "with a 'path' column) or --world")
+    print(f"embedding {len(refs):,} images with {args.encoder} ({args.engine} engine)", file=sys.stderr)
+    options = {k: v for k, v in (("model_workers", args.model_workers), ("gpus_per_worker", args.gpus_per_worker),
+                                 ("model_threads", args.model_threads), ("num_cpus", args.num_cpus))
+               if v is not None}
+    if options and args.engine != "ray":
+        raise InputError(f"{', '.join('--' + k.replace('_', '-') for k in options)}: options of --engine ray")
+    manifest = embed_to_store(refs, args.out, args.encoder, corpus, args.mode, args.dense, args.resolution,
+                              args.engine, args.batch_size, args.overwrite, rate_printer("embed"), **options)
+    if manifest["skipped_count"]:
+        print(f"skipped {manifest['skipped_count']} file(s): " + "; ".join(
+            f"{s['id']} ({s['reason']})" for s in manifest["skipped"][:5]), file=sys.stderr)
+    print(json.dumps({k: manifest[k] for k in ("count", "skipped_count", "encoder", "dim", "mode", "engine",
+                                                  "images_per_second", "plan")} | {"out": str(args.out)}))
     return 0
+
+
+def world_refs(images: data_mod.ImageSet, out: Path):
+    """A generated world as files beside the store (``<out>-images``), so the store can show them."""
+    from infi.bulk_embed import ImageRef
+
+    folder = out.parent / f"{out.name}-images"
+    refs = []
+    for i, image_id in enumerate(images.ids):
+        path = folder / f"{image_id}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        images.image(i).save(path)
+        label = images.class_names[images.labels[i]] if images.labels is not None and images.labels[i] >= 0 else None
+        refs.append(ImageRef(image_id, str(path), label))
+    return refs
 
 
 def cmd_concepts(args) -> int:
@@ -286,8 +339,29 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("embed", help="compute image embeddings")
-    add_common(p, teacher=False)
+    p = sub.add_parser("embed", help="embed images into a store (Parquet shards + manifest), locally or on Ray")
+    p.add_argument("--images", help="a folder (class sub-folders give labels), a .txt list of paths, or a .csv / "
+                                    ".parquet with a 'path' column (optional 'id' and 'label')")
+    p.add_argument("--world", type=parse_world, help="Shapes World split:n:seed[:p] (written as PNGs beside the store)")
+    p.add_argument("--out", required=True, help="the store folder to write")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: in this process; ray: decode tasks and model workers on a Ray cluster (RAY_ADDRESS, "
+                        "or a local one); needs pip install 'infi[scale]'")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER,
+                   help="a registered encoder ('demo'), a CLIP hub id or a folder")
+    p.add_argument("--scores", action="store_true", help="also store concept scores for --corpus / --corpus-file")
+    p.add_argument("--corpus", default="demo", choices=preset_names(), help="a concept preset (with --scores)")
+    p.add_argument("--corpus-file", help="a .txt or .csv concept list (implies --scores)")
+    p.add_argument("--mode", default="global", choices=REGION_MODES,
+                   help="region mode of the stored scores (patches and segments need --scores)")
+    p.add_argument("--dense", choices=DENSE_METHODS, help="how region modes make patch embeddings")
+    p.add_argument("--resolution", type=int, help="region modes' input size")
+    p.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32; 256+ on a GPU)")
+    p.add_argument("--model-workers", type=int, help="ray: model workers (default: one per GPU, else one per 4 CPUs)")
+    p.add_argument("--gpus-per-worker", type=float, help="ray: GPUs per model worker (default 1 when there are GPUs)")
+    p.add_argument("--model-threads", type=int, help="ray: torch threads per CPU model worker")
+    p.add_argument("--num-cpus", type=int, help="ray: CPUs of the local cluster started when RAY_ADDRESS is unset")
+    p.add_argument("--overwrite", action="store_true", help="replace a store already in --out")
     p.set_defaults(func=cmd_embed)
     p = sub.add_parser("concepts", help="compute concept scores and write them as Parquet")
     add_common(p, teacher=False)

@@ -24,7 +24,7 @@ from infi.concepts import ConceptMatrix
 from infi.corpus import Corpus
 from infi.data import ZIP_READ_ERRORS, ImageSet, read_zip_member
 from infi.dense import DENSE_METHODS
-from infi.errors import BundleError, LimitError, SessionError
+from infi.errors import BundleError, InputError, LimitError, SessionError
 from infi.limits import Budget, hint
 from infi.session import EvalSet, Session
 from infi.student import ConceptStudent, student_from_arrays, student_to_arrays
@@ -164,7 +164,27 @@ def _rebuild(manifest: dict, arrays: dict, provenance: Provenance, session: Sess
     if resolution is not None and (not isinstance(resolution, int) or not 16 <= resolution <= 1024):
         raise BundleError(f"bundle: resolution {str(resolution)[:20]!r} is not an image size")
     loaded.resolution = resolution
+    _reopen_store(loaded)
     return loaded
+
+
+def _reopen_store(session: Session) -> None:
+    """A session made from an embedding store reopens it when the folder is still there with the
+    same ids (the thumbnails and the embeddings come back); else it stays referenced. Never on a
+    hosted deployment, where a bundle must not name folders of the server."""
+    from infi.limits import hosted
+    from infi.store import open_store, read_manifest
+
+    ref = session.dataset_ref or {}
+    source = ref.get("source") or {}
+    if session.dataset is not None or hosted() or source.get("kind") != "embedding store":
+        return
+    try:
+        if read_manifest(source.get("path", "")).get("ids_hash") != ref.get("content_hash"):
+            return
+        session.open_store(open_store(source["path"]))
+    except (InputError, OSError, TypeError):
+        return
 
 
 def _check_rows(desc: dict, X: np.ndarray, what: str) -> None:

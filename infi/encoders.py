@@ -75,6 +75,16 @@ def _resize_crop(image: Image.Image | np.ndarray, short: int, crop_h: int, crop_
     return pixels[0, :, top:top + crop_h, left:left + crop_w].permute(1, 2, 0).numpy()
 
 
+def prepare_images(images: Sequence[Image.Image] | np.ndarray, short: int, crop_h: int, crop_w: int) -> np.ndarray:
+    """``_resize_crop`` over a batch: uint8 [B, crop_h, crop_w, 3]. Arrays already at the crop size
+    of a square crop pass through (a resize to the short side would leave them as they are)."""
+    if isinstance(images, np.ndarray) and images.shape[1:3] == (crop_h, crop_w) and short == crop_h == crop_w:
+        return np.ascontiguousarray(images)
+    if len(images) == 0:
+        return np.zeros((0, crop_h, crop_w, 3), np.uint8)
+    return np.stack([_resize_crop(im, short, crop_h, crop_w) for im in images])
+
+
 def _bicubic(pixels: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return F.interpolate(pixels, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
 
@@ -127,19 +137,31 @@ class ClipEncoder:
                                  f"{words} tokens but the text model {vocab}; is tokenizer.json missing? {advice}")
         return cls(model, processor, str(name_or_path), device)
 
-    def pixel_values(self, images: Sequence[Image.Image] | np.ndarray, resolution: int | None = None) -> torch.Tensor:
-        """CLIP preprocessing (shortest edge resize, bicubic; centre crop; rescale; normalize),
-        done as one uint8 batch in torch instead of per-image float work in the processor.
-        ``resolution`` replaces the checkpoint's crop size (region modes at a higher resolution)."""
+    def crop_spec(self, resolution: int | None = None) -> tuple[int, int, int]:
+        """(shortest edge, crop height, crop width) of this checkpoint's preprocessing; ``resolution``
+        replaces the crop size (region modes at a higher resolution)."""
         ip = self.processor.image_processor
         crop_h, crop_w = _crop_size(ip)
         short = _shortest_edge(ip) or min(crop_h, crop_w)
         if resolution is not None and resolution != self.image_size:
             crop_h = crop_w = short = int(resolution)
-        if isinstance(images, np.ndarray) and images.shape[1:3] == (crop_h, crop_w) and short == crop_h == crop_w:
-            batch = np.ascontiguousarray(images)
-        else:
-            batch = np.stack([_resize_crop(im, short, crop_h, crop_w) for im in images])
+        return short, crop_h, crop_w
+
+    def prepare(self, images: Sequence[Image.Image] | np.ndarray, resolution: int | None = None) -> np.ndarray:
+        """The CPU half of preprocessing: each image resized and centre-cropped, uint8 [B, H, W, 3].
+        ``infi.store`` runs this in decode workers and hands the crops to ``embed_images(prepared=True)``,
+        so both engines share this code, not a copy of it."""
+        short, crop_h, crop_w = self.crop_spec(resolution)
+        return prepare_images(images, short, crop_h, crop_w)
+
+    def pixel_values(self, images: Sequence[Image.Image] | np.ndarray, resolution: int | None = None,
+                     prepared: bool = False) -> torch.Tensor:
+        """CLIP preprocessing (shortest edge resize, bicubic; centre crop; rescale; normalize),
+        done as one uint8 batch in torch instead of per-image float work in the processor.
+        ``resolution`` replaces the checkpoint's crop size (region modes at a higher resolution);
+        ``prepared`` images are crops from ``prepare`` already."""
+        ip = self.processor.image_processor
+        batch = np.ascontiguousarray(images) if prepared else self.prepare(images, resolution)
         x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2)
         x = x.to(self.dtype, memory_format=torch.contiguous_format)
         # (x * rescale - mean) / std as one in-place multiply-add per element
@@ -152,10 +174,12 @@ class ClipEncoder:
     @torch.inference_mode()
     def embed_images(self, images: Sequence[Image.Image] | np.ndarray, batch_size: int = BATCH,
                      patches: bool = True, progress: Progress | None = None,
-                     dense: str = "vanilla", resolution: int | None = None) -> ImageEmbeddings:
+                     dense: str = "vanilla", resolution: int | None = None,
+                     prepared: bool = False) -> ImageEmbeddings:
         """L2-normalized global embeddings [N, D] and (with ``patches``) patch embeddings
         [N, P, D] made by the ``dense`` last-block method (``infi.dense``), in one forward pass.
-        ``resolution`` (e.g. 448) interpolates the position embeddings for a finer patch grid."""
+        ``resolution`` (e.g. 448) interpolates the position embeddings for a finer patch grid;
+        ``prepared`` images are uint8 crops from ``prepare`` (decoded and resized elsewhere)."""
         if resolution is not None and (resolution < self.image_size or resolution % self.patch):
             raise InputError(f"resolution: {resolution} must be at least {self.image_size} and a multiple "
                              f"of the patch size {self.patch}")
@@ -166,7 +190,7 @@ class ClipEncoder:
         # decode-ahead thread competed with torch's own threads on a 2-core CPU and lost 10-15%
         # of throughput once the resize ran in torch (benchmarks/photo_scale.py: 0.80 vs 0.94).
         for start in range(0, n, batch_size):
-            pixels = self.pixel_values(images[start:start + batch_size], resolution)
+            pixels = self.pixel_values(images[start:start + batch_size], resolution, prepared)
             g, p = dense_forward(self.model, pixels, dense, patches, interpolate=grid != self.grid)
             globals_.append(F.normalize(g.float(), dim=-1).cpu())
             if patches:

@@ -35,6 +35,8 @@ class Budget:
     max_world_images: int = 50_000  # a generated Shapes World (a bundle can ask for one)
     max_concepts: int = 5_000
     max_concept_chars: int = 200
+    max_store_rows: int = 5_000_000  # images in one embedding store (infi embed --out)
+    max_store_bytes: int = 8192 * MB  # a store's embeddings and scores, held in memory once opened
 
     @classmethod
     def hosted_defaults(cls) -> Budget:
@@ -42,7 +44,8 @@ class Budget:
         return cls(max_images=5_000, max_pixels=16_000_000, max_file_bytes=32 * MB,
                    max_decoded_bytes=96 * MB, max_total_bytes=400 * MB, max_prediction_rows=200_000,
                    max_prediction_columns=2_000, max_prediction_bytes=64 * MB, max_bundle_bytes=400 * MB,
-                   max_world_images=5_000, max_concepts=2_000)
+                   max_world_images=5_000, max_concepts=2_000, max_store_rows=200_000,
+                   max_store_bytes=600 * MB)
 
     @classmethod
     def current(cls) -> Budget:

@@ -23,7 +23,7 @@ from infi.config import DistillConfig, PRGConfig
 from infi.corpus import Corpus
 from infi.data import ImageSet, from_arrays
 from infi.dense import DENSE_METHODS, default_method
-from infi.encoders import DEFAULT_ENCODER, ImageEmbeddings, shared_encoder
+from infi.encoders import DEFAULT_ENCODER, ImageEmbeddings, normalize_reference, shared_encoder
 from infi.errors import InputError, SessionError
 from infi.splits import holdout_split
 from infi.student import ConceptStudent, effective_concepts
@@ -81,6 +81,8 @@ class Session:
     # A bundle of uploaded images holds their ids and content hash, not the images: this keeps
     # that description until the same images are loaded again (see set_dataset).
     dataset_ref: dict | None = None
+    # An embedding store opened as the dataset (infi.store): embeddings, no pixels.
+    store: object | None = None
 
     @classmethod
     def from_saved(cls, *, seed: int, dataset: ImageSet | None, dataset_ref: dict | None,
@@ -194,13 +196,42 @@ class Session:
             for name, extra in (eval_sets or {}).items():
                 self.eval_sets.setdefault(name, EvalSet(extra))
             return []
-        self.dataset_ref = None
+        self.dataset_ref, self.store = None, None
         cleared = self._clear_teacher() + self._clear_embeddings() + self._clear_prg()
         self.dataset = images
         self.eval_sets = {name: EvalSet(s) for name, s in (eval_sets or {}).items()}
         self.class_names = images.class_names
         self.labels = images.labels
         return sorted(set(cleared), key=cleared.index)
+
+    def open_store(self, store) -> list[str]:
+        """Use an embedding store (``infi.store.EmbeddingStore``) as the dataset: its ids, labels
+        and embeddings, with its encoder; no pixel is loaded. Clears what came from another
+        dataset and returns it; the store a loaded bundle was made from keeps every result."""
+        ref = self.dataset_ref
+        if (self.dataset is None and ref is not None and ref.get("content_hash") == store.content_hash
+                and list(ref.get("ids") or ()) == list(store.ids)):
+            self.store = store
+            self.dataset_ref = store.reference()
+            return []
+        cleared = self._clear_teacher() + self._clear_embeddings() + self._clear_prg()
+        self.dataset, self.eval_sets, self.store = None, {}, store
+        self.dataset_ref = store.reference()
+        self.class_names, self.labels = store.class_names, store.labels
+        self.encoder_id = store.encoder
+        self.dense = store.manifest.get("dense") or default_method(store.encoder)
+        self.resolution = store.manifest.get("resolution")
+        self.embeddings = ImageEmbeddings(store.embeddings, None, int(store.manifest["grid"]), "vanilla")
+        return sorted(set(cleared), key=cleared.index)
+
+    def image(self, row: int):
+        """The image of a dataset row for display: loaded, or read from a store's path when that
+        is readable here; None when the session holds no pixels for it."""
+        if self.dataset is not None:
+            return self.dataset.image(row)
+        if self.store is not None:
+            return self.store.image(row)
+        return None
 
     def image_ids(self) -> list[str]:
         """The dataset's ids, whether its images are loaded or only referenced by a bundle."""
@@ -217,7 +248,11 @@ class Session:
                 and list(images.ids) == list(ref.get("ids") or ()))
 
     def run_teacher(self, teacher: Teacher, progress: Progress | None = None) -> list[str]:
-        """Teacher probabilities for the dataset (and evaluation sets)."""
+        """Teacher probabilities for the dataset (and evaluation sets). With an embedding store,
+        the teacher is a predictions file keyed by the store's ids, or CLIP zero-shot on the
+        stored embeddings (the store's encoder)."""
+        if self.dataset is None and self.store is not None:
+            return self._run_teacher_on_store(teacher, progress)
         data = self._need_dataset()
         names = tuple(teacher.class_names)
         labels = self.labels_for(data, names)
@@ -237,6 +272,34 @@ class Session:
         self.teacher = teacher if getattr(teacher, "runs_on_any_images", True) else None
         for name, e in self.eval_sets.items():
             e.P = evals.get(name)
+        return cleared
+
+    def _run_teacher_on_store(self, teacher: Teacher, progress: Progress | None) -> list[str]:
+        from infi.teachers import ClipZeroShotTeacher, softmax
+
+        store = self.store
+        names = tuple(teacher.class_names)
+        ids_only = ImageSet(list(store.ids), _no_pixels, store.labels, store.class_names,
+                            {"kind": "embedding store"}, content_hash=store.content_hash)
+        labels = self.labels_for(ids_only, names)
+        if isinstance(teacher, ClipZeroShotTeacher):
+            if normalize_reference(teacher.encoder.name) != normalize_reference(store.encoder):
+                raise InputError(f"zero-shot: the store was embedded with {store.encoder}; use that encoder "
+                                 f"for zero-shot, not {teacher.encoder.name}")
+            logits, _ = teacher.ensemble(teacher.template_logits(store.embeddings))
+            P = softmax(logits.astype(np.float64))
+            if progress:
+                progress(len(store), len(store))
+        elif getattr(teacher, "runs_on_any_images", True):
+            raise InputError(f"{teacher.name} runs on pixels, and an embedding store holds embeddings: give the "
+                             "teacher's outputs as a predictions file keyed by the store's ids, or use CLIP "
+                             "zero-shot on the stored embeddings")
+        else:
+            P = teacher.predict_proba(ids_only, progress)
+        P = check_probabilities(P, len(store), len(names), teacher.name)
+        self.teacher_notes = list(getattr(teacher, "notes", []))
+        cleared = self._clear_teacher()
+        self.P, self.teacher_name, self.class_names, self.labels = P, teacher.name, names, labels
         return cleared
 
     @staticmethod
@@ -261,6 +324,12 @@ class Session:
         with this very encoder (the default, before any was chosen) stays."""
         if encoder_id == self.encoder_id:
             return []
+        if self.store is not None and self.dataset is None:
+            if normalize_reference(encoder_id) == normalize_reference(self.store.encoder):
+                return []
+            raise InputError(f"encoder: the embedding store was made with {self.store.encoder}; its images are "
+                             f"not loaded, so they cannot be embedded with {encoder_id} (embed them again with "
+                             "`infi embed --encoder ...`)")
         figures = getattr(self.prg_run, "figures", {}) or {}
         used = figures.get("encoder") or figures.get("teacher_encoder")
         keep_compact = used is not None and used == encoder_id
@@ -276,6 +345,13 @@ class Session:
 
     def embed(self, progress: Progress | None = None, patches: bool = True) -> ImageEmbeddings:
         """Image embeddings, from the content-addressed cache when this dataset was seen before."""
+        if self.dataset is None and self.store is not None:
+            if patches:
+                raise InputError("an embedding store holds global embeddings only; region scores are made "
+                                 "while embedding (infi embed --scores --mode segments)")
+            if self.embeddings is None:
+                self.embeddings = ImageEmbeddings(self.store.embeddings, None, int(self.store.manifest["grid"]))
+            return self.embeddings
         data = self._need_dataset()
         if self.encoder_id is None:
             raise SessionError("Choose an encoder before computing embeddings")
@@ -310,7 +386,10 @@ class Session:
                          resolution: int | None = None) -> ConceptMatrix:
         """Concept scores X [N, K] for the corpus; clears the student (its concepts changed).
         ``dense`` picks the last-block method of region modes (``infi.dense``; kept if None);
-        ``resolution`` their input size (None: the checkpoint's own; e.g. 448 for a finer grid)."""
+        ``resolution`` their input size (None: the checkpoint's own; e.g. 448 for a finer grid).
+        An embedding store fixes both when it was embedded (``infi embed --scores``)."""
+        if self.dataset is None and self.store is not None:
+            return self._store_concepts(corpus, mode, progress)
         if mode != "global":
             self.resolution = resolution
         if dense is not None:
@@ -331,6 +410,25 @@ class Session:
         self.corpus, self.mode, self.concepts = corpus, mode, X
         for name, e in self.eval_sets.items():
             e.concepts = cleared_eval[name]
+        return X
+
+    def _store_concepts(self, corpus: Corpus, mode: str, progress: Progress | None) -> ConceptMatrix:
+        """Concept scores of a store: the ones computed while embedding when they are for this
+        corpus and region setting, else (global mode) from the stored embeddings."""
+        made = self.store.manifest
+        X = self.store.stored_scores(corpus, mode, made.get("dense"), made.get("resolution"))
+        if X is None:
+            if mode != "global":
+                held = ("scores for another concept list or region mode" if made.get("mode")
+                        else "global embeddings only")
+                raise InputError(f"regions: this store holds {held}; {mode} scores are made while embedding "
+                                 f"(infi embed --scores --mode {mode} with this concept list), or choose global")
+            bank = build_bank(shared_encoder(self.encoder_id), corpus)
+            X = concept_scores(self.embed(patches=False), bank, mode)
+        if progress:
+            progress(len(X.X), len(X.X))
+        self._clear_concepts()
+        self.corpus, self.mode, self.concepts = corpus, mode, X
         return X
 
     def _region_scores(self, data: ImageSet, bank, corpus: Corpus, mode: str, progress: Progress | None,
@@ -732,6 +830,9 @@ class Session:
     # --- helpers -----------------------------------------------------------------------------
 
     def _need_dataset(self) -> ImageSet:
+        if self.dataset is None and self.store is not None:
+            raise SessionError("This needs the images themselves; the dataset is an embedding store (embeddings, "
+                               "no pixels)")
         if self.dataset is None:
             raise SessionError("Load a dataset first")
         return self.dataset
@@ -745,6 +846,7 @@ class Session:
         """One line per pipeline step for the sidebar: None when the step is not done."""
         return {
             "dataset": (f"{len(self.dataset)} images" if self.dataset is not None else
+                        f"{len(self.store)} images in an embedding store" if self.store is not None else
                         f"{len(self.dataset_ref['ids'])} images referenced (not loaded)"
                         if self.dataset_ref else None),
             "teacher": (f"{self.teacher_name}, {len(self.class_names)} classes"
@@ -756,6 +858,10 @@ class Session:
                         f"{_count(len(self.provenance) - 1, 'step')} since the fit"
                         if self.student is not None else None),
         }
+
+
+def _no_pixels(i: int):
+    raise SessionError("an embedding store holds embeddings, not images")
 
 
 def _count(n: int, noun: str) -> str:

@@ -19,13 +19,19 @@ from infi.ui.replacing import open_question
 st.title("Concepts")
 session = state.get_session()
 open_question(session)  # a step that would drop a tuned student asks first
-detached = session.dataset is None and session.concepts is not None  # loaded from a bundle
-if session.dataset is None and not detached:
+on_store = session.dataset is None and session.store is not None  # embeddings, no pixels
+detached = session.dataset is None and not on_store and session.concepts is not None  # loaded from a bundle
+if session.dataset is None and not detached and not on_store:
     st.info("Load a dataset on the **Data & teacher** page first.")
     st.stop()
 if not detached:
     with st.expander("Encoder, concepts and regions", expanded=session.concepts is None):
-        encoder_id = encoder_picker()
+        if on_store:
+            encoder_id = session.store.encoder
+            st.caption(f"Encoder: {escape(encoder_id)}, the one the embedding store was made with (its images "
+                       "are not loaded, so another encoder cannot embed them).")
+        else:
+            encoder_id = encoder_picker()
         corpus = corpus_editor(session)
         extraction(session, encoder_id, corpus)
 if session.concepts is None:
@@ -40,6 +46,8 @@ heatmap(session)
 if detached:
     st.info("The images of this session are not loaded (it came from a bundle), so top images "
             "and patch overlays are hidden; load the same images on **Data & teacher** to see them.")
+elif on_store:
+    top_images(session)
 else:
     left, right = st.columns(2)
     with left:

@@ -7,6 +7,7 @@ from infi.ui.data_view import (
     dataset_overview,
     dataset_picker,
     detached_dataset_notice,
+    store_overview,
     teacher_picker,
     teacher_summary,
 )
@@ -17,14 +18,17 @@ session = state.get_session()
 open_question(session)  # a step that would drop a tuned student asks first
 with st.expander("Choose a dataset", expanded=session.dataset is None):
     dataset_picker(session)
-if session.dataset is None and session.dataset_ref:
+if session.dataset is None and session.store is None and session.dataset_ref:
     detached_dataset_notice(session)
     st.stop()
-if session.dataset is None:
+if session.dataset is None and session.store is None:
     st.info("No dataset yet. New here? Keep **Shapes World** selected and press **Load Shapes "
             "World**: it works offline and its concepts are known.")
     st.stop()
-dataset_overview(session)
+if session.store is not None and session.dataset is None:
+    store_overview(session)
+else:
+    dataset_overview(session)
 teacher_picker(session)
 if session.P is None:
     st.info("Next: run a teacher to get its class probabilities for every image.")

@@ -17,8 +17,9 @@ method = st.radio("Method", (CONCEPT, COMPACT), index=state.kept_index(state.MET
                   horizontal=True,
                   **state.keeps(state.METHOD))
 if method == COMPACT and session.dataset is None:
-    st.info("The compact model trains on the images themselves: load them on the **Data & teacher** page (this "
-            "session came from a bundle, which stores concepts and outputs, not images).")
+    st.info("The compact model trains on the images themselves: load them on the **Data & teacher** page ("
+            + ("an embedding store holds embeddings, not pixels)." if session.store is not None else
+               "this session came from a bundle, which stores concepts and outputs, not images)."))
     st.stop()
 if method == COMPACT:
     with st.expander("Compact model settings", expanded=session.prg_run is None):

@@ -201,3 +201,41 @@ def choose(page, label: str, option: str) -> None:
     page.keyboard.type(option)
     page.get_by_role("option", name=option, exact=True).click()
     settle(page)
+
+
+def run_store_story(url: str, store: Path, shots: Path | None = None) -> None:
+    """An embedding store (no pixels) opened on the Data page -> zero-shot teacher on its
+    embeddings -> the store's own concept scores -> a distilled student."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        settle(page)
+        page.get_by_text("Precomputed embeddings (a store from infi embed)").click()
+        settle(page)
+        page.get_by_role("textbox", name="Store folder on this machine").fill(str(store))
+        page.get_by_role("textbox", name="Store folder on this machine").press("Enter")
+        settle(page)
+        page.get_by_role("button", name="Open store").click()
+        settle(page)
+        expect(page.get_by_text("Dataset: an embedding store")).to_be_visible()
+        expect(page.get_by_text("Opened a store of 200 images").first).to_be_visible()
+        page.get_by_text("CLIP zero-shot", exact=True).click()
+        settle(page)
+        page.get_by_role("button", name="Run CLIP zero-shot").click()
+        settle(page)
+        expect(page.get_by_text("Teacher accuracy").first).to_be_visible()
+        if shots is not None:
+            page.screenshot(path=str(shots / "store.png"), full_page=True)
+        for link, button, proof in (("Concepts", "Extract concepts", "Concepts ready"),
+                                    ("Distill", "Distill the concept student", "Fidelity (held-out)")):
+            page.get_by_role("link", name=link, exact=True).click()
+            settle(page)
+            page.get_by_role("button", name=button).click()
+            settle(page)
+            expect(page.get_by_text(proof).first).to_be_visible()
+        if shots is not None:
+            page.screenshot(path=str(shots / "store-distill.png"), full_page=True)
+        browser.close()

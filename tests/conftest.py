@@ -35,3 +35,32 @@ def private_cache(tmp_path, monkeypatch):
     """Each test gets its own cache folder, so the app's local autosave never reaches
     ~/.cache and one test's autosave is never offered to another."""
     monkeypatch.setenv("INFI_CACHE_DIR", str(tmp_path / "infi-cache"))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local two-CPU Ray cluster, as the README's test command exercises it (no skip)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_store(tmp_path_factory, ray_cluster):
+    """A 200-image Shapes World folder embedded with Ray (demo encoder and concepts) into a store,
+    and a predictions file keyed by its ids."""
+    from types import SimpleNamespace
+
+    from infi.bulk_embed import embed_to_store
+    from infi.corpus import preset
+    from infi.store import open_store
+    from tests.helpers import teacher_file, world_folder
+
+    root = tmp_path_factory.mktemp("ray-store")
+    images = world_folder(root / "images", 200, seed=5)
+    manifest = embed_to_store(images, root / "store", "demo", preset("demo"), engine="ray")
+    store = open_store(root / "store")
+    return SimpleNamespace(images=images, path=root / "store", manifest=manifest, store=store,
+                           predictions=teacher_file(store, root / "predictions.csv"))

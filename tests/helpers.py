@@ -115,3 +115,27 @@ def app_with_concepts(n: int, seed: int | None = None):
 def plain(markdown: str) -> str:
     """Markdown as a person reads it: the backslash escapes Infi puts before user text removed."""
     return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def world_folder(root: Path, n: int = 60, seed: int = 3, corrupt: bool = True) -> Path:
+    """A Shapes World in ImageFolder layout on disk (class/0001.png), plus one corrupt file."""
+    world = from_world(generate_world(n, split="biased", seed=seed))
+    for i, image_id in enumerate(world.ids):
+        folder = root / world.class_names[world.labels[i]]
+        folder.mkdir(parents=True, exist_ok=True)
+        world.image(i).save(folder / f"{image_id}.png")
+    if corrupt:
+        (root / world.class_names[0] / "broken.png").write_bytes(b"\x89PNG not really")
+    return root
+
+
+def teacher_file(store, path: Path, confidence: float = 0.9) -> Path:
+    """A predictions CSV keyed by a store's ids: the true class at ``confidence``."""
+    import pandas as pd
+
+    C = len(store.class_names)
+    P = np.full((len(store), C), (1 - confidence) / (C - 1))
+    P[np.arange(len(store)), store.labels] = confidence
+    pd.DataFrame(P, columns=list(store.class_names)).assign(id=store.ids)[["id", *store.class_names]].to_csv(
+        path, index=False)
+    return path

@@ -50,7 +50,7 @@ def test_no_core_module_imports_the_demo():
 def test_importing_the_core_loads_neither_the_demo_nor_streamlit():
     modules = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts) for p in core_modules())
     code = ("import sys\n" + "".join(f"import {m}\n" for m in modules) +
-            "bad = [m for m in sys.modules if m.startswith('infi.demo') or m == 'streamlit']\n"
+            "bad = [m for m in sys.modules if m.startswith('infi.demo') or m in ('streamlit', 'ray')]\n"
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == ""
@@ -61,6 +61,18 @@ def test_only_the_ui_and_the_pages_import_streamlit():
         if "ui" in path.relative_to(PACKAGE).parts:
             continue
         assert not any(m.split(".")[0] == "streamlit" for m in imported_modules(path)), path
+
+
+def test_only_the_ray_engine_imports_ray():
+    """Ray is an optional extra: the app, the core and the CLI run without it; only
+    ``infi embed --engine ray`` loads infi.ray_embed, which imports it."""
+    files = [*PACKAGE.rglob("*.py"), ROOT / "app.py", *(ROOT / "pages").glob("*.py")]
+    importers = sorted(str(p.relative_to(ROOT)) for p in files
+                       if any(m.split(".")[0] == "ray" for m in imported_modules(p)))
+    assert importers == ["infi/ray_embed.py"]
+    for path in files:
+        if path.name not in ("ray_embed.py", "bulk_embed.py"):
+            assert "infi.ray_embed" not in imported_modules(path), path
 
 
 def test_the_demo_arrives_as_a_registered_plugin():

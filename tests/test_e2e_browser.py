@@ -27,3 +27,15 @@ def test_demo_story_in_chromium(tmp_path):
         target.mkdir(parents=True, exist_ok=True)
         for f in shots.iterdir():
             shutil.copy(f, target / f.name)
+
+
+def test_a_store_made_with_ray_opens_in_chromium(tmp_path, ray_store):
+    from tests.browser_story import run_store_story
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with streamlit_server(tmp_path / "streamlit.log") as (url, _):
+        run_store_story(url, ray_store.path, shots)
+    assert (shots / "store.png").stat().st_size > 10_000
+    if os.environ.get("INFI_UPDATE_SCREENSHOTS"):
+        shutil.copy(shots / "store.png", ROOT / "docs" / "screenshots" / "store.png")

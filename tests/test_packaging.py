@@ -66,3 +66,13 @@ def test_the_deploy_entry_point_runs_the_app_hosted(monkeypatch):
     assert at.title[0].value == "Data & teacher"
     sources = at.radio(key=state.DATA_SOURCE).options
     assert "Local folder" not in sources and "Shapes World (offline demo)" in sources
+
+
+def test_ray_is_an_optional_extra_that_development_installs():
+    """The app never needs Ray; `infi[scale]` brings it, and the test command installs it so CI runs
+    the Ray engine instead of skipping it."""
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert not any(d.startswith("ray") for d in PYPROJECT["project"]["dependencies"])
+    assert any(d.startswith("ray[data]") for d in extras["scale"])
+    assert any(d.startswith("ray[data]") for d in extras["dev"])
+    assert "-e .[scale]" in (ROOT / "requirements-scale.txt").read_text()

@@ -68,7 +68,8 @@ def offer_restore(session: Session) -> None:
         st.sidebar.caption("This hosted app keeps nothing you make on its server: use **Save session "
                            "(.infi)** to keep your work.")
         return
-    if session.dataset is not None or session.P is not None or st.session_state.get(state.AUTOSAVE_DISMISSED):
+    if (session.dataset is not None or session.store is not None or session.P is not None
+            or st.session_state.get(state.AUTOSAVE_DISMISSED)):
         return
     meta_path, file, kept = folder() / META, folder() / FILE, folder() / KEPT_FILE
     has_last, has_kept = file.is_file() and meta_path.is_file(), kept.is_file()

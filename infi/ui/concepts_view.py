@@ -24,6 +24,7 @@ ENCODERS = {
     "custom": "Another hub id or a local folder",
 }
 UPLOADED = "uploaded list"
+STORED = "the store's list (scores made while embedding)"
 HEATMAP_CONCEPTS = 30
 
 
@@ -42,10 +43,16 @@ def corpus_editor(session: Session) -> Corpus | None:
     default = "demo" if (session.dataset is not None and
                          session.dataset.source.get("kind") == "shapes-world") else "built-in"
     options = preset_names() + [UPLOADED]
+    stored = session.store.manifest.get("corpus") if session.dataset is None and session.store is not None else None
+    if stored:  # the list the store's scores were made for: its scores are used as they are
+        options.append(STORED)
+        default = STORED
     start = state.kept_index(state.CORPUS_CHOICE, options, options.index(default))
     choice = st.selectbox("Concepts", options, index=start, **state.keeps(state.CORPUS_CHOICE))
     base = None
-    if choice == UPLOADED:
+    if choice == STORED:
+        base = Corpus.from_dict(stored)
+    elif choice == UPLOADED:
         up = st.file_uploader("A .txt (one concept per line) or .csv (concept,category)",
                               type=["txt", "csv"], key=state.CORPUS_UPLOAD, max_upload_size=8)
         kept = st.session_state.get(state.UPLOADED_CORPUS)
@@ -88,6 +95,13 @@ def corpus_editor(session: Session) -> Corpus | None:
 
 
 def extraction(session: Session, encoder_id: str | None, corpus: Corpus | None) -> None:
+    on_store = session.dataset is None and session.store is not None
+    if on_store:
+        made = session.store.manifest
+        st.caption("Global scores come from the stored embeddings. " + (
+            f"The store also holds {made['mode']} scores for {len(made['concepts'])} concepts of its own list: "
+            "choose that list and mode to use them." if made.get("concepts") else
+            "Region modes need scores made while embedding (`infi embed --scores --mode segments`)."))
     mode = st.radio("Regions", REGION_MODES, horizontal=True, index=state.kept_index(state.REGION_MODE, REGION_MODES),
                     **state.keeps(state.REGION_MODE),
                     help="global: the whole image; patches: the best patch; segments: the best of "
@@ -95,13 +109,13 @@ def extraction(session: Session, encoder_id: str | None, corpus: Corpus | None) 
     options = list(DENSE_METHODS)
     default = options.index(default_method(encoder_id))
     dense = st.selectbox("Region method", options, index=state.kept_index(state.DENSE_METHOD, options, default),
-                         **state.keeps(state.DENSE_METHOD), disabled=mode == "global",
+                         **state.keeps(state.DENSE_METHOD), disabled=mode == "global" or on_store,
                          help=f"How patch embeddings are made for region modes. Plain CLIP: "
                               f"{PLAIN_CLIP_DEFAULT} (the best training-free method in the literature); the "
                               f"demo encoder: {REGISTERED_DEFAULT} (it was trained for it). See the README.")
     sizes = [NATIVE, *RESOLUTIONS]
     size = st.selectbox("Region resolution", sizes, index=state.kept_index(state.RESOLUTION, sizes, 0),
-                        **state.keeps(state.RESOLUTION), disabled=mode == "global",
+                        **state.keeps(state.RESOLUTION), disabled=mode == "global" or on_store,
                         help="A finer patch grid for small parts of photos: the position embeddings are "
                              "interpolated. Cost measured on a 2-core CPU (ViT-B/32, naclip): 320 px "
                              "2.2x the time of 224, 448 px 4.3x.")
@@ -166,8 +180,14 @@ def top_images(session: Session) -> None:
     names = list(session.concepts.names)
     concept = st.selectbox("Top images for concept", names, key=state.CONCEPT_PICK)
     idx = session.concepts.top_images(concept, 12)
-    st.image([session.dataset.image(int(i)) for i in idx],
-             caption=[f"{session.concepts.X[i, names.index(concept)]:.3f}" for i in idx], width=84)
+    shown = [(int(i), session.image(int(i))) for i in idx]
+    shown = [(i, im) for i, im in shown if im is not None]
+    if not shown:
+        st.caption("The images' paths are not readable on this machine, so no thumbnail is shown. Top ids: "
+                   + ", ".join(escape(session.image_ids()[int(i)]) for i in idx[:6]))
+        return
+    st.image([im for _, im in shown],
+             caption=[f"{session.concepts.X[i, names.index(concept)]:.3f}" for i, _ in shown], width=84)
 
 
 def image_inspector(session: Session) -> None:

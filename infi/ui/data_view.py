@@ -12,6 +12,7 @@ from infi.demo.world import SPLITS, from_world, generate_world
 from infi.encoders import DEFAULT_ENCODER
 from infi.limits import Budget
 from infi.session import Session
+from infi.store import open_store
 from infi.ui import charts, state
 from infi.ui.feedback import guarded, progress_status, progress_step
 from infi.ui.markdown import escape
@@ -19,7 +20,7 @@ from infi.ui.replacing import ask_or_run
 from infi.ui.resources import allowed_reference, encoder, registered_teacher
 
 SOURCES = ("Shapes World (offline demo)", "ZIP in ImageFolder layout", "Images + CSV of labels",
-           "Local folder")
+           "Local folder", "Precomputed embeddings (a store from infi embed)")
 TEACHERS = ("Demo teacher (Shapes World CNN)", "Predictions file", "TorchScript file (legacy)",
             "Transformers checkpoint", "CLIP zero-shot", "ONNX file")
 THUMBS_PER_CLASS = 6
@@ -71,13 +72,15 @@ def dataset_picker(session: Session) -> None:
                 files = [(u.name, u.getvalue()) for u in ups]
                 with progress_step("Checking every image") as report:
                     loaded = (data_mod.from_files(files, csv.getvalue() if csv else None, progress=report), {})
-    else:
+    elif source == SOURCES[3]:
         path = st.text_input("Folder on this machine", key=state.FOLDER_PATH,
                              placeholder="/data/my_images (class sub-folders, or a flat folder)")
         if path and st.button("Load folder", type="primary", key=state.BTN_LOAD_FOLDER):
             with guarded(f"Reading {path}"):
                 with progress_step("Reading and checking the folder's images") as report:
                     loaded = (data_mod.from_folder(path, progress=report), {})
+    else:
+        store_picker(session)
     if loaded is not None:
         reattached = session.reattaches(loaded[0])
 
@@ -96,6 +99,79 @@ def dataset_picker(session: Session) -> None:
             use_it()
         else:
             ask_or_run(session, "Loading a new dataset", use_it)
+
+
+def store_picker(session: Session) -> None:
+    """Open an embedding store: its embeddings become the dataset; no image is loaded."""
+    st.caption("A store is a folder written by `infi embed` (in this process or on a Ray cluster): Parquet "
+               "shards of ids and CLIP embeddings, and a manifest. Millions of images fit, because no pixel is "
+               "loaded; the teacher is a predictions file keyed by the same ids, or CLIP zero-shot. See \"More "
+               "images than one machine\" in the README.")
+    path = st.text_input("Store folder on this machine", key=state.STORE_PATH,
+                         placeholder="/data/imagenet-store (holds manifest.json and part-*.parquet)")
+    if path and st.button("Open store", type="primary", key=state.BTN_OPEN_STORE):
+        store = None
+        with guarded(f"Opening {path}", "Give the folder `infi embed --out` wrote."):
+            with progress_step("Reading the store's shards") as report:
+                store = open_store(path, progress=report)
+        if store is None:
+            return
+        keeps_results = (session.dataset is None and session.dataset_ref is not None
+                         and session.dataset_ref.get("content_hash") == store.content_hash)
+
+        def use_it() -> None:
+            cleared = session.open_store(store)
+            if keeps_results:
+                msg = (f"This is the store of the loaded session ({len(store):,} images): teacher outputs, concepts "
+                       "and the student are kept.")
+            else:
+                msg = f"Opened a store of {len(store):,} images embedded with {store.encoder}."
+                if cleared:
+                    msg += " Cleared: " + ", ".join(cleared) + " (they belonged to the previous dataset)."
+            state.notify(msg)
+            st.rerun()
+
+        if keeps_results:
+            use_it()
+        else:
+            ask_or_run(session, "Opening an embedding store", use_it)
+
+
+def store_overview(session: Session) -> None:
+    """What the store holds, and thumbnails where its image paths are readable here."""
+    store = session.store
+    m = store.manifest
+    st.subheader("Dataset: an embedding store")
+    cols = st.columns(4)
+    cols[0].metric("Images", f"{len(store):,}")
+    cols[1].metric("Classes", len(store.class_names or ()) or "—")
+    cols[2].metric("Labelled", f"{int((store.labels >= 0).sum()):,}" if store.labels is not None else 0)
+    cols[3].metric("Skipped files", f"{m.get('skipped_count', 0):,}")
+    scores = (f"concept scores for {len(m['concepts'])} concepts ({m['mode']})" if m.get("concepts")
+              else "no concept scores (they are computed from the embeddings on the Concepts page)")
+    st.caption(f"Folder {escape(str(store.folder))} · encoder {escape(store.encoder)} · {m['dim']}-dimensional "
+               f"embeddings · {scores} · written by the {escape(str(m.get('engine')))} engine"
+               + (f" at {m['images_per_second']:,.1f} images/s" if m.get("images_per_second") else ""))
+    if m.get("skipped"):
+        with st.expander(f"{m.get('skipped_count', 0):,} file(s) were skipped while embedding"):
+            st.dataframe([{"file": s["id"], "reason": s["reason"]} for s in m["skipped"]], hide_index=True)
+    if store.labels is not None and store.class_names:
+        st.altair_chart(charts.class_counts(store.labels, store.class_names), width="stretch")
+    if not store.readable:
+        st.info("The images' paths are not readable on this machine, so no thumbnail is shown; everything "
+                "else works from the embeddings.")
+        return
+    if store.labels is None or not store.class_names:
+        shown = [im for im in (store.image(i) for i in range(min(24, len(store)))) if im is not None]
+        if shown:
+            st.image(shown, width=72)
+        return
+    for c, name in enumerate(store.class_names):
+        shown = [im for im in (store.image(int(i)) for i in np.flatnonzero(store.labels == c)[:THUMBS_PER_CLASS])
+                 if im is not None]
+        if shown:
+            st.markdown(f"**{escape(name)}**")
+            st.image(shown, width=72)
 
 
 def detached_dataset_notice(session: Session) -> None:
@@ -136,10 +212,15 @@ def dataset_overview(session: Session) -> None:
 def teacher_picker(session: Session) -> None:
     """Every choice becomes a ``teachers.from_spec`` reference, as on the command line."""
     st.subheader("Teacher")
-    kind = st.radio("Teacher", TEACHERS, index=state.kept_index(state.TEACHER_KIND, TEACHERS), horizontal=True,
+    on_store = session.dataset is None and session.store is not None
+    kinds = (TEACHERS[1], TEACHERS[4]) if on_store else TEACHERS
+    kind = st.radio("Teacher", kinds, index=state.kept_index(state.TEACHER_KIND, kinds), horizontal=True,
                     **state.keeps(state.TEACHER_KIND))
+    if on_store:
+        st.caption("An embedding store holds no pixels, so the teacher is its outputs keyed by the store's ids, "
+                   "or CLIP zero-shot on the stored embeddings.")
     teacher = None
-    classes = session.dataset.class_names
+    classes = session.dataset.class_names if session.dataset is not None else session.class_names
     if kind == TEACHERS[0]:
         st.caption("A small CNN trained on the biased split of Shapes World: it partly relies on "
                    "the background shortcut.")
@@ -151,8 +232,8 @@ def teacher_picker(session: Session) -> None:
                               "class, or .npy in dataset order)", type=["csv", "parquet", "npy"],
                               key=state.PREDICTIONS_UPLOAD, max_upload_size=state.upload_mb("max_prediction_bytes"))
         st.caption(teachers.ID_FORMAT.replace("→", "  \n"))
-        if session.dataset is not None:
-            st.caption("This dataset's first ids: " + ", ".join(escape(i) for i in session.dataset.ids[:3]))
+        if session.dataset is not None or on_store:
+            st.caption("This dataset's first ids: " + ", ".join(escape(i) for i in session.image_ids()[:3]))
         values = st.radio("The values are", ("auto", "probabilities", "logits"), horizontal=True,
                           key=state.PREDICTIONS_KIND,
                           help="auto: probabilities when every value lies in [0, 1], else logits (said after)")
@@ -194,7 +275,8 @@ def teacher_picker(session: Session) -> None:
         templates = st.text_area("Prompt templates (one per line, {} is the class)",
                                  "\n".join(teachers.ZERO_SHOT_TEMPLATES), key=state.ZS_TEMPLATES)
         enc_name = session.encoder_id or DEFAULT_ENCODER
-        st.caption(f"Uses the encoder chosen on the Concepts page (now: {escape(enc_name)}).")
+        st.caption(f"Uses the store's encoder, {escape(enc_name)}, on the stored embeddings." if on_store else
+                   f"Uses the encoder chosen on the Concepts page (now: {escape(enc_name)}).")
         if st.button("Run CLIP zero-shot", type="primary", key=state.BTN_TEACHER):
             with guarded("Setting up zero-shot"):
                 temps = tuple(t.strip() for t in templates.splitlines() if t.strip())

@@ -178,10 +178,11 @@ def concept_panel(session: Session, concept: str) -> None:
     j = session.concepts.names.index(concept)
     st.altair_chart(charts.weight_across_classes(session.student.weights_[j], session.class_names, concept),
                     width="stretch")
-    if session.dataset is not None:
-        idx = session.concepts.top_images(concept, 8)
-        strip = np.concatenate([np.asarray(session.dataset.image(int(i)).convert("RGB").resize((64, 64)))
-                                for i in idx], axis=1)  # one image: one request, not eight
+    idx = session.concepts.top_images(concept, 8)
+    images = [im for im in (session.image(int(i)) for i in idx) if im is not None]
+    if len(images) == len(idx) and len(idx):
+        strip = np.concatenate([np.asarray(im.convert("RGB").resize((64, 64))) for im in images],
+                               axis=1)  # one image: one request, not eight
         st.image(strip, caption=f"Top images for “{concept}” (scores "
                  + ", ".join(f"{session.concepts.X[i, j]:.2f}" for i in idx) + ")")
 
@@ -212,9 +213,9 @@ def image_list(session: Session, v: np.ndarray, s_cls: np.ndarray, t_cls: np.nda
     pick = rows[chosen[0]] if chosen and chosen[0] < len(rows) else rows[0]
     row = int(v[pick])
     c1, c2 = st.columns([1, 2])
-    if session.dataset is not None:
-        c1.image(session.dataset.image(row), width=160,
-                 caption=f"teacher: {names[t_cls[pick]]} · student: {names[s_cls[pick]]}")
+    shown = session.image(row)
+    if shown is not None:
+        c1.image(shown, width=160, caption=f"teacher: {names[t_cls[pick]]} · student: {names[s_cls[pick]]}")
     contrib = session.student.explain(session.concepts.X[row:row + 1], int(s_cls[pick]))[0]
     c2.altair_chart(charts.contributions_bars(contrib, session.concepts.names,
                                               f"Why the student says “{names[s_cls[pick]]}”"), width="stretch")

@@ -286,8 +286,8 @@ def changed_gallery(session: Session, limit: int = 12) -> None:
         return
     names = session.class_names
     for split in [None, *session.eval_sets]:
-        images = session.dataset if split is None else session.eval_sets[split].images
-        if images is None:
+        image = session.image if split is None else session.eval_sets[split].images.image
+        if split is None and session.dataset is None and (session.store is None or not session.store.readable):
             continue
         changed = session.changed_since_fit(split)
         where = "held-out images" if split is None else f"images of {escape(split)}"
@@ -303,12 +303,13 @@ def changed_gallery(session: Session, limit: int = 12) -> None:
                     + (f", {other} from one wrong class to another" if other else "")
                     + (f", {int((~known).sum())} without a label" if (~known).any() else "") + ".")
         for title, mask in (("Now right", right), ("Now wrong", wrong)):
-            idx = np.flatnonzero(mask)[:limit]
-            if len(idx):
+            shown = [(i, image(int(changed["rows"][i]))) for i in np.flatnonzero(mask)[:limit]]
+            shown = [(i, im) for i, im in shown if im is not None]  # a store's unreadable paths
+            if shown:
                 st.caption(title)
-                st.image([images.image(int(changed["rows"][i])) for i in idx], width=72, caption=[
+                st.image([im for _, im in shown], width=72, caption=[
                     f"{names[changed['before'][i]]} → {names[changed['now'][i]]} (true: {names[changed['label'][i]]})"
-                    for i in idx])
+                    for i, _ in shown])
 
 
 def provenance(session: Session) -> None:
