@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="region mode of the stored scores (patches and segments need --scores)")
     p.add_argument("--dense", choices=DENSE_METHODS, help="how region modes make patch embeddings")
     p.add_argument("--resolution", type=int, help="region modes' input size")
-    p.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32; 256+ on a GPU)")
+    p.add_argument("--batch-size", type=int, help="images per model call (default: 32 on a CPU, 256 on a GPU)")
     p.add_argument("--model-workers", type=int, help="ray: model workers (default: one per GPU, else one per 4 CPUs)")
     p.add_argument("--gpus-per-worker", type=float, help="ray: GPUs per model worker (default 1 when there are GPUs)")
     p.add_argument("--model-threads", type=int, help="ray: torch threads per CPU model worker")

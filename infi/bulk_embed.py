@@ -27,6 +27,8 @@ from infi.store import StoreSpec, StoreWriter
 
 Progress = Callable[[int, int], None]
 DECODE_BATCH = 64  # images per decode task
+CPU_BATCH = 32  # images per model call on a CPU (encoders.BATCH: 64 was slower on 2 cores)
+GPU_BATCH = 256  # on a GPU: an H200 ran ViT-B/32 at 16,200 images/s with 256, 17,000 with 512
 
 
 @dataclass(frozen=True)
@@ -223,15 +225,16 @@ ENGINES = ("local", "ray")
 
 def embed_to_store(images: str | Path | Sequence[ImageRef], out: str | Path, encoder_id: str,
                    corpus: Corpus | None = None, mode: str = "global", dense: str | None = None,
-                   resolution: int | None = None, engine: str = "local", batch_size: int = 32,
+                   resolution: int | None = None, engine: str = "local", batch_size: int | None = None,
                    overwrite: bool = False, progress: Progress | None = None, **ray_options) -> dict:
     """Embed the images a source names (``list_images``) into a store at ``out``; returns the
-    manifest (with the engine's plan and the images per second). ``engine='ray'`` takes
+    manifest (with the engine's plan and the images per second). ``batch_size`` defaults to
+    what suits the model's device (``CPU_BATCH`` or ``GPU_BATCH``). ``engine='ray'`` takes
     ``ray_options`` (``model_workers``, ``gpus_per_worker``, ``model_threads``, ``address``,
     ``num_cpus``; see ``infi.ray_embed.embed_ray``)."""
     if engine not in ENGINES:
         raise InputError(f"--engine: choose from {list(ENGINES)}, got {engine!r}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size: must be at least 1, got {batch_size}")
     refs = list_images(images) if isinstance(images, (str, Path)) else list(images)
     spec, crop = store_spec(encoder_id, corpus, mode, dense, resolution, engine)
@@ -249,7 +252,9 @@ def embed_to_store(images: str | Path | Sequence[ImageRef], out: str | Path, enc
     else:
         if ray_options:
             raise InputError(f"{sorted(ray_options)}: options of --engine ray only")
-        embed_local(refs, writer, crop, BatchEmbedder(**embedder), batch_size, progress)
+        embedding = BatchEmbedder(**embedder)
+        batch_size = batch_size or (GPU_BATCH if embedding.encoder.device.type == "cuda" else CPU_BATCH)
+        embed_local(refs, writer, crop, embedding, batch_size, progress)
         plan = {"engine": "local", "batch_size": batch_size}
     seconds = time.perf_counter() - start
     return writer.close({"plan": plan, "seconds": round(seconds, 3),

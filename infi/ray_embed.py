@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from infi.bulk_embed import DECODE_BATCH, BatchEmbedder, ImageRef, Progress, decode_batch
+from infi.bulk_embed import CPU_BATCH, DECODE_BATCH, GPU_BATCH, BatchEmbedder, ImageRef, Progress, decode_batch
 from infi.errors import InputError
 from infi.store import StoreWriter
 
@@ -71,7 +71,7 @@ def cluster_resources(address: str | None = None, num_cpus: int | None = None) -
 
 
 def embed_ray(refs: Sequence[ImageRef], writer: StoreWriter, crop: tuple[int, int, int], embedder: dict,
-              batch_size: int = 32, model_workers: int | None = None, gpus_per_worker: float | None = None,
+              batch_size: int | None = None, model_workers: int | None = None, gpus_per_worker: float | None = None,
               model_threads: int | None = None, decode_batch_size: int = DECODE_BATCH,
               progress: Progress | None = None, address: str | None = None,
               num_cpus: int | None = None, worker_memory: int | None = None) -> dict:
@@ -97,6 +97,7 @@ def embed_ray(refs: Sequence[ImageRef], writer: StoreWriter, crop: tuple[int, in
             # CPU model workers share the machine with the decode tasks; on 2 CPUs that is one
             # decode task and one worker using both cores while the decoder waits on files.
             model_threads = 1 if gpus_per_worker else max(1, cpus // model_workers)
+        batch_size = batch_size or (GPU_BATCH if gpus_per_worker else CPU_BATCH)
         plan = {"engine": "ray", "cluster_cpus": cpus, "cluster_gpus": gpus, "model_workers": model_workers,
                 "gpus_per_worker": gpus_per_worker, "model_threads": model_threads, "batch_size": batch_size,
                 "decode_batch_size": decode_batch_size}

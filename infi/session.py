@@ -83,6 +83,8 @@ class Session:
     dataset_ref: dict | None = None
     # An embedding store opened as the dataset (infi.store): embeddings, no pixels.
     store: object | None = None
+    # Student scores per split with the weights they came from (see student_proba).
+    _scores: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_saved(cls, *, seed: int, dataset: ImageSet | None, dataset_ref: dict | None,
@@ -147,6 +149,7 @@ class Session:
         """A copy that later steps cannot change: every step replaces fields rather than
         mutating them, except the evaluation sets' entries, which are copied."""
         snap = copy.copy(self)
+        snap._scores = {}
         snap.eval_sets = {name: copy.copy(e) for name, e in self.eval_sets.items()}
         if self.student is not None:
             snap.student = copy.copy(self.student)
@@ -157,7 +160,7 @@ class Session:
 
     def _clear_student(self) -> list[str]:
         had = self.student is not None
-        self.student = None
+        self.student, self._scores = None, {}
         self.train_idx = self.val_idx = self.lower = self.upper = None
         self.provenance = Provenance()
         return ["student and provenance"] if had else []
@@ -618,17 +621,39 @@ class Session:
         return {"rows": rows[changed], "before": before[changed], "now": now[changed],
                 "label": labels[changed]}
 
+    def student_proba(self, split: str | None = None) -> np.ndarray:
+        """The student's probabilities on the held-out rows (None) or an evaluation set. Only the
+        classes whose weights changed since the last call are predicted again: an edit refits one
+        class, and predicting 100 classes x 20 members x 584 concepts on 20,000 rows took ~2 s."""
+        student = self._need_student()
+        source = (student, self.concepts, self.val_idx) if split is None else (student, self.eval_sets[split].concepts)
+        X = self.concepts.X[self.val_idx] if split is None else source[1].X
+        hit = self._scores.get(split)
+        if hit is None or len(hit["source"]) != len(source) or any(a is not b for a, b in zip(hit["source"], source)) \
+                or hit["coef"].shape != student.coef_.shape:
+            changed = np.arange(student.coef_.shape[2])
+            hit = {"source": source, "scores": np.empty((len(X), len(changed)))}
+        else:
+            changed = np.flatnonzero(~(hit["coef"] == student.coef_).all(axis=(0, 1))
+                                     | ~(hit["intercept"] == student.intercept_).all(axis=0))
+        if len(changed):
+            hit["scores"][:, changed] = student.class_scores(X, changed)
+        hit["coef"], hit["intercept"] = student.coef_.copy(), student.intercept_.copy()
+        self._scores[split] = hit
+        scores = hit["scores"]
+        return scores / np.maximum(scores.sum(1, keepdims=True), 1e-12)
+
     def evaluate(self) -> dict:
         """Held-out metrics (fidelity, accuracy, per class) plus each evaluation set's."""
-        student = self._need_student()
+        self._need_student()
         v = self.val_idx
         labels = self.labels[v] if self.labels is not None else None
-        out = metrics.summary(student.predict_proba(self.concepts.X[v]), self.P[v],
+        out = metrics.summary(self.student_proba(), self.P[v],
                               self.class_names, labels)
         for name, e in self.eval_sets.items():
             if e.concepts is None or e.P is None:
                 continue
-            proba = student.predict_proba(e.concepts.X)
+            proba = self.student_proba(name)
             out[f"{name}_fidelity"] = metrics.fidelity(proba, e.P)
             labels_e = self.labels_for(e.images, self.class_names)
             out[f"{name}_accuracy"] = metrics.accuracy(proba, labels_e)

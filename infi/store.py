@@ -29,8 +29,9 @@ from infi.limits import Budget
 FORMAT = "infi-embedding-store"
 VERSION = 1
 MANIFEST = "manifest.json"
-SHARD_ROWS = 50_000  # rows per Parquet shard: ~100 MB of ViT-B embeddings, one row group each
+SHARD_ROWS = 50_000  # rows per Parquet shard: ~100 MB of ViT-B embeddings
 MAX_MANIFEST_BYTES = 16 * 1024**2
+READ_BATCH = 8192  # rows per row group and per record batch read: reading holds one at a time
 MAX_LISTED_SKIPS = 1000  # skipped files named in the manifest (all are counted)
 UNIT_TOLERANCE = 1e-3  # stored embeddings are unit vectors
 
@@ -140,7 +141,7 @@ class StoreWriter:
             sc = np.concatenate(taken["scores"])
             columns["scores"] = pa.FixedSizeListArray.from_arrays(pa.array(sc.reshape(-1)), sc.shape[1])
         name = f"part-{len(self.shards):05d}.parquet"
-        pq.write_table(pa.table(columns), self.folder / name, row_group_size=max(rows, 1))
+        pq.write_table(pa.table(columns), self.folder / name, row_group_size=READ_BATCH)
         self.shards.append({"file": name, "rows": len(emb)})
         self._buffered -= len(emb)
 
@@ -333,18 +334,25 @@ def open_store(folder: str | Path, budget: Budget | None = None,
         _check_width(pf.schema_arrow.field("embedding").type, dim, f"{folder.name}/{shard['file']}: embedding")
         if k:
             _check_width(pf.schema_arrow.field("scores").type, k, f"{folder.name}/{shard['file']}: scores")
-        table = pf.read()
-        rows = slice(row, row + shard["rows"])
-        embeddings[rows] = _fixed_list(table.column("embedding"), dim)
-        if k:
-            scores[rows] = _fixed_list(table.column("scores"), k)
-        ids += [str(i) for i in table.column("id").to_pylist()]
-        paths += table.column("path").to_pylist() if "path" in names else [None] * shard["rows"]
-        labels += table.column("label").to_pylist() if "label" in names else [None] * shard["rows"]
-        row += shard["rows"]
-        del table
+        columns = [c for c in ("id", "path", "label", "embedding", "scores") if c in names and (c != "scores" or k)]
+        at = row
+        for batch in pf.iter_batches(batch_size=READ_BATCH, columns=columns):  # small batches: low peak memory
+            rows = slice(at, at + batch.num_rows)
+            embeddings[rows] = _fixed_list(batch.column("embedding"), dim)
+            if k:
+                scores[rows] = _fixed_list(batch.column("scores"), k)
+            ids += [str(i) for i in batch.column("id").to_pylist()]
+            paths += batch.column("path").to_pylist() if "path" in names else [None] * batch.num_rows
+            labels += batch.column("label").to_pylist() if "label" in names else [None] * batch.num_rows
+            at += batch.num_rows
+        if at != row + shard["rows"]:
+            raise DataError(f"{folder.name}/{shard['file']}: read {at - row} rows, the manifest says {shard['rows']}")
+        row = at
         if progress:
             progress(s + 1, len(m["shards"]))
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()  # the reader's buffers, kept by the allocator otherwise
     if any(i is None for i in ids):
         raise DataError(f"{folder.name}: a row has no id")
     if ids_hash(ids) != m["ids_hash"]:
@@ -380,7 +388,5 @@ def _check_width(kind, width: int, what: str) -> None:
 
 
 def _fixed_list(column, width: int) -> np.ndarray:
-    """A chunked fixed-size-list column as float32 [rows, width], without Python objects."""
-    parts = [chunk.flatten().to_numpy(zero_copy_only=False).reshape(-1, width) for chunk in column.chunks]
-    out = np.concatenate(parts) if len(parts) != 1 else parts[0]
-    return out.astype(np.float32, copy=False)
+    """A fixed-size-list column of a record batch as float32 [rows, width], without Python objects."""
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width).astype(np.float32, copy=False)

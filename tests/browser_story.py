@@ -222,13 +222,13 @@ def run_store_story(url: str, store: Path, shots: Path | None = None) -> None:
         settle(page)
         expect(page.get_by_text("Dataset: an embedding store")).to_be_visible()
         expect(page.get_by_text("Opened a store of 200 images").first).to_be_visible()
+        if shots is not None:
+            page.screenshot(path=str(shots / "store.png"), full_page=True)
         page.get_by_text("CLIP zero-shot", exact=True).click()
         settle(page)
         page.get_by_role("button", name="Run CLIP zero-shot").click()
         settle(page)
         expect(page.get_by_text("Teacher accuracy").first).to_be_visible()
-        if shots is not None:
-            page.screenshot(path=str(shots / "store.png"), full_page=True)
         for link, button, proof in (("Concepts", "Extract concepts", "Concepts ready"),
                                     ("Distill", "Distill the concept student", "Fidelity (held-out)")):
             page.get_by_role("link", name=link, exact=True).click()

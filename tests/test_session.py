@@ -64,6 +64,31 @@ def test_tune_refits_logs_and_restores():
         Provenance.from_json('{"steps": []}')
 
 
+def test_cached_student_scores_follow_every_change_of_the_weights(monkeypatch):
+    """evaluate() predicts again only the classes an edit changed; after edits, a restore, an undo
+    and a new fit its probabilities must equal a full prediction, on held-out rows and 'shifted'."""
+    s = demo_session(n=120, members=3)
+
+    def full(split=None):
+        X = s.concepts.X[s.val_idx] if split is None else s.eval_sets[split].concepts.X
+        return s.student.predict_proba(X)
+
+    asked: list[int] = []
+    real = type(s.student).class_scores
+    monkeypatch.setattr(type(s.student), "class_scores",
+                        lambda self, X, classes=None: asked.append(None if classes is None else len(classes))
+                        or real(self, X, classes))
+    s.evaluate()
+    asked.clear()
+    s.tune([TuningAction("grass", "remove", "triangle")])
+    assert asked == [1, 1]  # held-out and shifted: only the refit class, once each
+    for change in (lambda: s.tune([TuningAction("sky", "remove")]), lambda: s.restore(0), s.undo,
+                   lambda: s.distill(n_members=2)):
+        change()
+        assert np.allclose(s.student_proba(), full(), atol=1e-12)
+        assert np.allclose(s.student_proba("shifted"), full("shifted"), atol=1e-12)
+
+
 def test_class_mismatch_between_teacher_and_dataset_is_an_error():
     s = Session()
     s.set_dataset(from_world(generate_world(10, seed=1, shapes=["circle", "star"])))

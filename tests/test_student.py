@@ -142,3 +142,100 @@ def test_a_dense_student_has_every_concept():
     X, P = soft_problem()
     s = ConceptStudent(n_members=3, alpha=1e-5, random_state=0).fit(X, P)
     assert effective_concepts(s.weights_) == 12 and s.alpha_ == 1e-5 and s.path_ == []
+
+
+def correlated_problem(n=1500):
+    """``soft_problem`` plus concept 5, a noisy copy of concept 0 (class 0's informative one)."""
+    X, P = soft_problem(n=n)
+    rng = np.random.default_rng(1)
+    X[:, 5] = 0.7 * X[:, 0] + 0.3 * rng.random(n).astype(np.float32)
+    return X, P
+
+
+def dense_refit(s, X, P, lower, upper, classes):
+    """The reference refit: the plain solver on every concept, run to convergence."""
+    import torch
+
+    from infi.student import _lipschitz, fista
+
+    rows = s._fit_rows_
+    Xs = torch.from_numpy(((X[rows] - s.mean_) / s.scale_).astype(np.float32))
+    sw = torch.from_numpy(s._sample_weights_)
+    res = fista(Xs, torch.from_numpy(P[rows][:, classes]), sw, torch.from_numpy(s.coef_[:, :, classes]),
+                torch.from_numpy(s.intercept_[:, classes]), s.alpha_,
+                lower=torch.from_numpy(lower[:, :, classes]), upper=torch.from_numpy(upper[:, :, classes]),
+                max_iter=3000, tol=1e-7, step=_lipschitz(Xs, sw))
+    return res.W.numpy(), res.b.numpy()
+
+
+def test_working_set_refit_matches_a_refit_on_every_concept():
+    X, P = correlated_problem()
+    s = ConceptStudent(n_members=3, nec=2.0, random_state=0).fit(X, P)
+    assert np.all(s.coef_[:, 5, 0] == 0) and np.all(s.coef_[:, 7, 2] == 0)
+    lo, hi = np.full(s.coef_.shape, -np.inf, np.float32), np.full(s.coef_.shape, np.inf, np.float32)
+    lo[:, 0, 0] = hi[:, 0, 0] = 0  # remove: its noisy copy, zero so far, must take over
+    lo[:, 1, 1] = 1.5 * s.coef_[:, 1, 1]  # uptune a weight the solution has
+    lo[:, 7, 2] = 0.2  # a zero weight that the bounds force into the model
+    lo[:, 3, 1] = hi[:, 3, 1] = 0  # a pinned zero stays out
+    W_ref, b_ref = dense_refit(s, X, P, lo, hi, [0, 1, 2])
+    s.refit(X, P, lo, hi, [0, 1, 2], max_iter=3000, tol=1e-7)
+    assert np.all(s.coef_[:, 5, 0] > 0.1)  # the copy entered
+    assert np.all(s.coef_[:, 0, 0] == 0) and np.all(s.coef_[:, 3, 1] == 0)
+    assert np.all(s.coef_[:, 1, 1] >= lo[:, 1, 1]) and np.all(s.coef_[:, 7, 2] >= 0.2)
+    assert np.allclose(s.coef_, W_ref, atol=2e-3)
+    assert np.allclose(s.intercept_, b_ref, atol=2e-3)
+    assert np.array_equal(np.abs(s.coef_) > 1e-3, np.abs(W_ref) > 1e-3)
+
+
+def test_refit_touches_only_its_classes_and_a_refit_without_change_stays_put():
+    X, P = correlated_problem(n=800)
+    s = ConceptStudent(n_members=3, nec=2.0, random_state=0).fit(X, P)
+    before = s.coef_.copy()
+    lo, hi = np.full(s.coef_.shape, -np.inf, np.float32), np.full(s.coef_.shape, np.inf, np.float32)
+    s.refit(X, P, lo, hi, [1])  # no bound changed: already (nearly) optimal
+    assert np.array_equal(s.coef_[:, :, [0, 2]], before[:, :, [0, 2]])
+    assert np.allclose(s.coef_[:, :, 1], before[:, :, 1], atol=0.05)
+    before = s.coef_.copy()
+    lo[:, 0, 0] = hi[:, 0, 0] = 0
+    s.refit(X, P, lo, hi, [0])
+    assert np.array_equal(s.coef_[:, :, 1:], before[:, :, 1:]) and np.all(s.coef_[:, 0, 0] == 0)
+
+
+def test_blocks_and_row_chunks_do_not_change_the_solution(monkeypatch):
+    import infi.student as student_module
+
+    X, P = soft_problem(n=800, k=20)
+    for nec in (3, None):
+        params = {"n_members": 3, "nec": nec, "alpha": 1e-2, "random_state": 0}
+        whole = ConceptStudent(**params).fit(X, P)
+        with monkeypatch.context() as m:  # a class per block, a few hundred rows per chunk
+            m.setattr(student_module, "BLOCK_ELEMS", 1)
+            m.setattr(student_module, "CHUNK_ELEMS", 1)
+            parts = ConceptStudent(**params).fit(X, P)
+        assert np.allclose(parts.coef_, whole.coef_, atol=0.01)
+        assert np.array_equal(np.abs(parts.coef_) > 1e-6, np.abs(whole.coef_) > 1e-6)
+
+
+def test_the_nec_path_on_a_row_sample_when_there_are_many_rows(monkeypatch):
+    import infi.student as student_module
+    from infi.student import effective_concepts
+
+    X, P = soft_problem(n=2000, k=20)
+    full = ConceptStudent(n_members=3, nec=3, random_state=0).fit(X, P)
+    monkeypatch.setattr(student_module, "PATH_ROWS", 600)
+    sampled = ConceptStudent(n_members=3, nec=3, random_state=0).fit(X, P)
+    assert abs(effective_concepts(sampled.weights_) - 3) <= 1
+    assert np.isclose(sampled.alpha_, full.alpha_, rtol=0.3)  # λ means the same on a sample
+    assert (sampled.predict(X) == P.argmax(1)).mean() > 0.9
+    assert len(sampled._fit_rows_) == len(full._fit_rows_)  # the members use every fit row
+
+
+def test_a_dense_student_refits_on_every_concept():
+    X, P = correlated_problem(n=800)
+    s = ConceptStudent(n_members=3, alpha=1e-5, random_state=0).fit(X, P)  # every weight non-zero
+    lo, hi = np.full(s.coef_.shape, -np.inf, np.float32), np.full(s.coef_.shape, np.inf, np.float32)
+    lo[:, 0, 0] = hi[:, 0, 0] = 0
+    W_ref, b_ref = dense_refit(s, X, P, lo, hi, [0])
+    s.refit(X, P, lo, hi, [0], max_iter=3000, tol=1e-7)
+    assert np.all(s.coef_[:, 0, 0] == 0)
+    assert np.allclose(s.coef_[:, :, [0]], W_ref, atol=2e-3) and np.allclose(s.intercept_[:, [0]], b_ref, atol=2e-3)
