@@ -21,6 +21,13 @@ from infi.data import ImageSet
 from infi.teachers import Progress, batched_predict
 
 DEMO_TEACHER_DIR = Path(__file__).resolve().parent / "assets" / "teacher"
+
+
+def teacher_dir(scenario: str = "background") -> Path:
+    """Where a scenario's teacher lives: the original demo teacher for ``background``."""
+    if scenario == "background":
+        return DEMO_TEACHER_DIR
+    return DEMO_TEACHER_DIR.parent / "teachers" / scenario.replace("+", "-")
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 

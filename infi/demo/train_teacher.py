@@ -1,4 +1,6 @@
 """Train the bundled demo teacher on the biased split: ``python -m infi.demo.train_teacher``.
+``--scenario colour`` (fill, size, colour+fill) trains a classroom scenario's teacher instead,
+into ``assets/teachers/<scenario>`` (``infi.demo.scenarios``).
 
 The teacher must be good on biased data yet lean on the background shortcut. Shape is learned
 more slowly than background, so after every epoch we measure accuracy on held-out biased and
@@ -19,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from infi.demo.teacher import DEMO_TEACHER_DIR, ShapesCNN, save_teacher, to_input
+from infi.demo.scenarios import SCENARIO_NAMES
+from infi.demo.teacher import DEMO_TEACHER_DIR, ShapesCNN, save_teacher, teacher_dir, to_input
 from infi.demo.world import SHAPES, generate_world
 from infi.metrics import accuracy
 
@@ -27,15 +30,19 @@ TRAIN_SEED = 2000  # world seeds >= 1000 are reserved for training the bundled m
 
 
 @torch.inference_mode()
-def logits(model: ShapesCNN, images: np.ndarray) -> np.ndarray:
+def logits(model: ShapesCNN, images: np.ndarray, device: str = "cpu") -> np.ndarray:
     """The network's class scores [N, C] for uint8 images, in batches of 512."""
     model.eval()
-    return torch.cat([model(to_input(images[i:i + 512])) for i in range(0, len(images), 512)]).numpy()
+    return torch.cat([model(to_input(images[i:i + 512]).to(device)).cpu()
+                      for i in range(0, len(images), 512)]).numpy()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEMO_TEACHER_DIR)
+    parser.add_argument("--out", type=Path, help=f"default: {DEMO_TEACHER_DIR} (the scenario's folder for others)")
+    parser.add_argument("--scenario", default="background", choices=SCENARIO_NAMES,
+                        help="the planted shortcut of the biased split it trains on")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to train on a GPU")
     parser.add_argument("--images", type=int, default=12000)
     parser.add_argument("--p", type=float, default=0.9)
     parser.add_argument("--epochs", type=int, default=10)
@@ -51,13 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    train = generate_world(args.images, "biased", p=args.p, seed=TRAIN_SEED)
-    val_biased = generate_world(1000, "biased", p=args.p, seed=TRAIN_SEED + 1)
-    val_shifted = generate_world(1000, "shifted", seed=TRAIN_SEED + 2)
-    x_all, y_all = train.images, torch.as_tensor(train.labels)
+    out = args.out or teacher_dir(args.scenario)
+    train = generate_world(args.images, "biased", p=args.p, seed=TRAIN_SEED, scenario=args.scenario)
+    val_biased = generate_world(1000, "biased", p=args.p, seed=TRAIN_SEED + 1, scenario=args.scenario)
+    val_shifted = generate_world(1000, "shifted", seed=TRAIN_SEED + 2, scenario=args.scenario)
+    x_all, y_all = train.images, torch.as_tensor(train.labels).to(args.device)
 
     channels = (16, 32, 64, 128)
-    model = ShapesCNN(len(SHAPES), channels)
+    model = ShapesCNN(len(SHAPES), channels).to(args.device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = len(x_all) // args.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr,
@@ -69,13 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         order = rng.permutation(len(x_all))
         for s in range(steps_per_epoch):
             idx = order[s * args.batch:(s + 1) * args.batch]
-            loss = F.cross_entropy(model(to_input(x_all[idx])), y_all[idx])
+            loss = F.cross_entropy(model(to_input(x_all[idx]).to(args.device)), y_all[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-        acc_b = accuracy(logits(model, val_biased.images), val_biased.labels)
-        acc_s = accuracy(logits(model, val_shifted.images), val_shifted.labels)
+        acc_b = accuracy(logits(model, val_biased.images, args.device), val_biased.labels)
+        acc_s = accuracy(logits(model, val_shifted.images, args.device), val_shifted.labels)
         history.append({"epoch": epoch + 1, "biased": round(acc_b, 4), "shifted": round(acc_s, 4)})
         snapshots.append(copy.deepcopy(model.state_dict()))
         log(f"epoch {epoch + 1}: loss {loss.item():.3f} biased {acc_b:.3f} shifted {acc_s:.3f} "
@@ -87,16 +95,17 @@ def main(argv: list[str] | None = None) -> int:
         good = [h for h in history if h["biased"] >= 0.95] or history
         chosen = max(good, key=lambda h: (h["biased"] - h["shifted"] >= 0.1, h["biased"]))
     model.load_state_dict(snapshots[chosen["epoch"] - 1])
+    model = model.cpu()
     config = {
         "architecture": "ShapesCNN",
         "channels": list(channels),
         "class_names": list(SHAPES),
         "image_size": 64,
-        "record": {"p": args.p, "train_images": args.images, "train_seed": TRAIN_SEED,
+        "record": {"scenario": args.scenario, "p": args.p, "train_images": args.images, "train_seed": TRAIN_SEED,
                    "chosen_epoch": chosen["epoch"], "history": history},
     }
-    save_teacher(model, config, args.out)
-    log(f"kept epoch {chosen['epoch']} ({chosen}); saved to {args.out}")
+    save_teacher(model, config, out)
+    log(f"kept epoch {chosen['epoch']} ({chosen}); saved to {out}")
     return 0
 
 

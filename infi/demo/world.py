@@ -18,6 +18,8 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from infi.data import ImageSet, from_arrays
+from infi.demo.scenarios import BACKGROUND_SHORTCUT, plant
+from infi.demo.scenarios import scenario as get_scenario
 from infi.limits import Budget
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "hexagon")
@@ -40,15 +42,8 @@ ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {
     "size": SIZES,
     "background": BACKGROUNDS,
 }
-# The shortcut of the biased split: each shape's own background.
-SHORTCUT: dict[str, str] = {
-    "circle": "sky",
-    "square": "brick",
-    "triangle": "grass",
-    "star": "water",
-    "cross": "plain",
-    "hexagon": "sand",
-}
+# The shortcut of the biased split of the original scenario: each shape's own background.
+SHORTCUT: dict[str, str] = BACKGROUND_SHORTCUT
 SPLITS: tuple[str, ...] = ("biased", "shifted")
 MIN_IMAGE_SIZE = 32
 
@@ -75,6 +70,7 @@ class World:
     seed: int
     p: float
     class_names: tuple[str, ...] = field(default=SHAPES)
+    scenario: str = "background"  # the planted shortcut(s) of the biased split (infi.demo.scenarios)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -141,14 +137,17 @@ def generate_world(
     fills: Iterable[str] | None = None,
     sizes: Iterable[str] | None = None,
     backgrounds: Iterable[str] | None = None,
+    scenario: str = "background",
 ) -> World:
     """Generate ``n`` images of the world; the same arguments always give the same world.
 
     ``p`` is the probability that a shape appears on its own background (``SHORTCUT``) in the
     biased split; otherwise the background is drawn from the other allowed ones. It is ignored by
-    the shifted split, where the background is uniform and independent of the shape.
+    the shifted split, where the background is uniform and independent of the shape. Another
+    ``scenario`` (``infi.demo.scenarios``) plants its own shortcut instead, with the same ``p``.
     """
     validate_parameters(n, split, p, image_size)
+    planted = get_scenario(scenario).planted
     allowed = {
         "shape": _check_values("shapes", shapes, SHAPES),
         "colour": _check_values("colours", colours, tuple(COLOURS)),
@@ -162,7 +161,7 @@ def generate_world(
     split_code = SPLITS.index(split)
     for i in range(n):
         rng = np.random.default_rng([seed, split_code, i])
-        row = _sample_attributes(rng, allowed, split, p)
+        row = _sample_attributes(rng, allowed, split, p, None if scenario == "background" else planted)
         row["id"] = f"{split}-{seed}-{i:06d}"
         images[i], masks[i], geometry = render(row, image_size, rng)
         row.update(geometry)
@@ -171,13 +170,16 @@ def generate_world(
     columns = ["id", *ATTRIBUTES, "cx", "cy", "radius", "rotation", "caption"]
     attributes = pd.DataFrame(rows, columns=columns)
     return World(images, masks, attributes, split=split, seed=seed, p=float(p),
-                 class_names=allowed["shape"])
+                 class_names=allowed["shape"], scenario=scenario)
 
 
 def _sample_attributes(
-    rng: np.random.Generator, allowed: dict[str, tuple[str, ...]], split: str, p: float
+    rng: np.random.Generator, allowed: dict[str, tuple[str, ...]], split: str, p: float, planted=None
 ) -> dict:
     row = {name: str(rng.choice(allowed[name])) for name in ("shape", "colour", "fill", "size")}
+    if planted is not None:  # a scenario other than the original background one
+        row["background"] = str(rng.choice(allowed["background"]))
+        return plant(row, rng, planted, allowed, p) if split == "biased" else row
     backgrounds = allowed["background"]
     own = SHORTCUT[row["shape"]]
     draw = rng.random()
@@ -325,12 +327,13 @@ WORLD_SOURCE = "shapes-world"
 def from_world(world: World) -> ImageSet:
     """A generated world as an ImageSet whose labels are the shapes; its source description is
     enough to regenerate it (``regenerate``)."""
-    return from_arrays(world.ids, world.images, world.labels, world.class_names,
-                       {"kind": WORLD_SOURCE, "split": world.split, "seed": world.seed,
-                        "p": world.p, "n": len(world)})
+    source = {"kind": WORLD_SOURCE, "split": world.split, "seed": world.seed, "p": world.p, "n": len(world)}
+    if world.scenario != "background":  # the original world's description (and bundles) stay as they were
+        source["scenario"] = world.scenario
+    return from_arrays(world.ids, world.images, world.labels, world.class_names, source)
 
 
 def regenerate(source: dict) -> ImageSet:
     """The ImageSet a bundle describes by its source (kind ``shapes-world``), drawn again."""
     return from_world(generate_world(int(source["n"]), split=source["split"], p=float(source["p"]),
-                                     seed=int(source["seed"])))
+                                     seed=int(source["seed"]), scenario=str(source.get("scenario", "background"))))
