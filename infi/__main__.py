@@ -209,7 +209,7 @@ def world_refs(images: data_mod.ImageSet, out: Path):
     """A generated world as files beside the store (``<out>-images``), so the store can show them."""
     from infi.bulk_embed import ImageRef
 
-    folder = out.parent / f"{out.name}-images"
+    folder = (out.parent / f"{out.name}-images").resolve()  # absolute: the app may run from elsewhere
     refs = []
     for i, image_id in enumerate(images.ids):
         path = folder / f"{image_id}.png"

@@ -46,7 +46,7 @@ def list_images(source: str | Path, budget: Budget | None = None) -> list[ImageR
     ``.parquet`` table with a ``path`` column and optional ``id`` and ``label`` columns. Relative
     paths in a list are relative to the list's folder."""
     budget = budget or Budget.current()
-    source = Path(source).expanduser()
+    source = Path(source).expanduser().resolve()  # stored paths are absolute: the app may run elsewhere
     if source.is_dir():
         return _folder_refs(source, budget)
     if not source.is_file():
@@ -78,7 +78,7 @@ def list_images(source: str | Path, budget: Budget | None = None) -> list[ImageR
         if not raw:
             raise DataError(f"{source.name}: row {k + 1} has no path")
         path = Path(raw).expanduser()
-        full = path if path.is_absolute() else root / path
+        full = (path if path.is_absolute() else root / path).resolve()
         image_id = (table.get("id") or [None] * len(table["path"]))[k] or raw
         label = (table.get("label") or [None] * len(table["path"]))[k]
         refs.append(ImageRef(image_id, str(full), label or None))

@@ -211,9 +211,7 @@ class Session:
         """Use an embedding store (``infi.store.EmbeddingStore``) as the dataset: its ids, labels
         and embeddings, with its encoder; no pixel is loaded. Clears what came from another
         dataset and returns it; the store a loaded bundle was made from keeps every result."""
-        ref = self.dataset_ref
-        if (self.dataset is None and ref is not None and ref.get("content_hash") == store.content_hash
-                and list(ref.get("ids") or ()) == list(store.ids)):
+        if self.reattaches_store(store):
             self.store = store
             self.dataset_ref = store.reference()
             return []
@@ -226,6 +224,15 @@ class Session:
         self.resolution = store.manifest.get("resolution")
         self.embeddings = ImageEmbeddings(store.embeddings, None, int(store.manifest["grid"]), "vanilla")
         return sorted(set(cleared), key=cleared.index)
+
+    def reattaches_store(self, store) -> bool:
+        """Whether ``store`` holds this session's images (same ids) embedded with its encoder, so
+        opening it keeps every result; a store of the same ids made with another encoder does not."""
+        ref = self.dataset_ref
+        same_encoder = (self.encoder_id is None
+                        or normalize_reference(self.encoder_id) == normalize_reference(store.encoder))
+        return (self.dataset is None and ref is not None and ref.get("content_hash") == store.content_hash
+                and list(ref.get("ids") or ()) == list(store.ids) and same_encoder)
 
     def image(self, row: int):
         """The image of a dataset row for display: loaded, or read from a store's path when that

@@ -256,3 +256,28 @@ def test_a_ray_store_opens_in_the_app_and_drives_every_page(ray_store):
     at.switch_page("pages/finetune.py").run()
     assert_clean(at)
     assert session.student is not None
+
+
+def test_paths_are_stored_absolute_so_the_app_finds_them_from_anywhere(tmp_path, monkeypatch, local_store):
+    images = local_store[0]
+    shutil.copytree(images, tmp_path / "imgs")
+    monkeypatch.chdir(tmp_path)
+    embed_to_store("imgs", "st", "demo")  # relative, as a person types them
+    store = open_store(tmp_path / "st")
+    assert all(p.startswith("/") for p in store.paths)
+    monkeypatch.chdir("/")
+    assert store.image(0) is not None
+
+
+def test_a_store_of_the_same_ids_made_with_another_encoder_does_not_keep_the_results(local_store, tmp_path):
+    _, path, _ = local_store
+    session = Session()
+    session.open_store(open_store(path))
+    session.run_teacher(from_spec("zeroshot:demo", session.class_names))
+    session.extract_concepts(preset("demo"), "global")
+    restored = load_session(save_session(session))
+    other = copy_store(path, tmp_path)
+    edit_manifest(other, encoder="openai/clip-vit-base-patch32")
+    assert not restored.reattaches_store(open_store(other))
+    cleared = restored.open_store(open_store(other))
+    assert "teacher outputs" in cleared and restored.concepts is None

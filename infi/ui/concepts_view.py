@@ -98,9 +98,10 @@ def extraction(session: Session, encoder_id: str | None, corpus: Corpus | None) 
     on_store = session.dataset is None and session.store is not None
     if on_store:
         made = session.store.manifest
-        st.caption("Global scores come from the stored embeddings. " + (
-            f"The store also holds {made['mode']} scores for {len(made['concepts'])} concepts of its own list: "
-            "choose that list and mode to use them." if made.get("concepts") else
+        st.caption("Global scores of any concept list come from the stored embeddings. " + (
+            f"The store also holds {made['mode']} scores of its own list ({len(made['concepts'])} concepts), "
+            f"used as they are with \"{STORED}\" (or part of it) in {made['mode']} mode; other region "
+            "scores need embedding again." if made.get("concepts") else
             "Region modes need scores made while embedding (`infi embed --scores --mode segments`)."))
     mode = st.radio("Regions", REGION_MODES, horizontal=True, index=state.kept_index(state.REGION_MODE, REGION_MODES),
                     **state.keeps(state.REGION_MODE),
@@ -217,6 +218,8 @@ RESOLUTIONS = (320, 448)  # multiples of 16 and 32: every ViT-B patch size
 def encoder_fit_warning(session: Session, encoder_id: str | None) -> None:
     """Said before extraction: the demo encoder knows Shapes World only."""
     kind = (session.dataset.source or {}).get("kind") if session.dataset is not None else None
+    if session.dataset is None and session.store is not None:
+        return  # a store's encoder is fixed: advice to choose another cannot be followed
     if encoder_id == DEFAULT_ENCODER and kind != "shapes-world":
         st.warning("The demo encoder was trained on Shapes World only (shapes, colours, fills, sizes, "
                    "backgrounds). On other images its concept scores mean little. Choose a CLIP checkpoint "

@@ -111,13 +111,12 @@ def store_picker(session: Session) -> None:
                          placeholder="/data/imagenet-store (holds manifest.json and part-*.parquet)")
     if path and st.button("Open store", type="primary", key=state.BTN_OPEN_STORE):
         store = None
-        with guarded(f"Opening {path}", "Give the folder `infi embed --out` wrote."):
-            with progress_step("Reading the store's shards") as report:
+        with guarded(f"Opening {path}", "A store is the folder `infi embed --out` wrote (it holds manifest.json)."):
+            with progress_step("Opening the store") as report:
                 store = open_store(path, progress=report)
         if store is None:
             return
-        keeps_results = (session.dataset is None and session.dataset_ref is not None
-                         and session.dataset_ref.get("content_hash") == store.content_hash)
+        keeps_results = session.reattaches_store(store)
 
         def use_it() -> None:
             cleared = session.open_store(store)

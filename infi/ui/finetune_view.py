@@ -286,9 +286,7 @@ def changed_gallery(session: Session, limit: int = 12) -> None:
         return
     names = session.class_names
     for split in [None, *session.eval_sets]:
-        image = session.image if split is None else session.eval_sets[split].images.image
-        if split is None and session.dataset is None and (session.store is None or not session.store.readable):
-            continue
+        image = session.image if split is None else session.eval_sets[split].images.image  # None: no pixels
         changed = session.changed_since_fit(split)
         where = "held-out images" if split is None else f"images of {escape(split)}"
         if not len(changed["rows"]):
