@@ -10,6 +10,7 @@ has them. Only embeddings come back to the driver, which writes them with the sa
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
@@ -65,7 +66,7 @@ def cluster_resources(address: str | None = None, num_cpus: int | None = None) -
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
         kwargs = {"address": address} if address else {"num_cpus": num_cpus}
-        ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **kwargs)
         started = True
     return ray.cluster_resources(), started
 
@@ -101,6 +102,7 @@ def embed_ray(refs: Sequence[ImageRef], writer: StoreWriter, crop: tuple[int, in
         plan = {"engine": "ray", "cluster_cpus": cpus, "cluster_gpus": gpus, "model_workers": model_workers,
                 "gpus_per_worker": gpus_per_worker, "model_threads": model_threads, "batch_size": batch_size,
                 "decode_batch_size": decode_batch_size}
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # the driver prints its own progress line
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # the store lists images in input order
         context.enable_progress_bars = False  # the driver prints one progress line instead

@@ -744,3 +744,20 @@ def test_an_onnx_teacher_from_the_data_page(tmp_path):
     at.button(key=state.BTN_TEACHER).click().run()
     assert any("not an ONNX model onnxruntime can run" in plain(e.value) for e in at.error)
     assert session.teacher_name == "clf.onnx"  # the earlier teacher is kept
+
+
+def test_categories_typed_in_the_concept_editor_are_kept():
+    """A row added with a category (and a category changed on a row) once became 'custom'."""
+    at = load_world(new_app(), 120)
+    at.switch_page("pages/concepts.py").run()
+    key = next(k for k in at.session_state if str(k).startswith(state.CORPUS_EDITOR))
+    at.session_state[key] = {"edited_rows": {0: {"category": "favourites"}},
+                             "added_rows": [{"concept": "rainbow", "category": "colour"}, {"concept": "blob"}],
+                             "deleted_rows": []}
+    at.run()
+    at.button(key=state.BTN_EXTRACT).click().run()
+    assert_clean(at)
+    corpus = at.session_state[state.SESSION].corpus
+    category = dict(zip(corpus.concepts, corpus.categories))
+    assert category["rainbow"] == "colour" and category["blob"] == "custom"
+    assert category[corpus.concepts[0]] == "favourites"

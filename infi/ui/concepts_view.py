@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from infi.concepts import REGION_MODES, build_bank, class_concept_means, patch_score_map
-from infi.corpus import Corpus, parse_concept_file, preset, preset_names
+from infi.corpus import Corpus, clean_concepts, parse_concept_file, preset, preset_names
 from infi.dense import DENSE_METHODS, PLAIN_CLIP_DEFAULT, REGISTERED_DEFAULT, default_method
 from infi.encoders import DEFAULT_ENCODER
 from infi.session import Session
@@ -85,7 +85,13 @@ def corpus_editor(session: Session) -> Corpus | None:
     corpus = None
     with guarded("Checking the concept list"):
         rows = edited.dropna(subset=["concept"])
-        corpus = base.with_concepts([str(c) for c in rows["concept"]])
+        names = clean_concepts([str(c) for c in rows["concept"]])
+        typed: dict[str, str] = {}  # the category on each row as cleaned names key it (first row wins)
+        for concept, category in zip(rows["concept"], rows["category"]):
+            key_name = " ".join(str(concept).strip().lower().split())
+            if isinstance(category, str) and category.strip():
+                typed.setdefault(key_name, " ".join(category.split()))
+        corpus = base.with_concepts(names, [typed.get(n, "custom") for n in names])
         st.session_state[state.CORPUS_DRAFT] = {"key": key, "corpus": corpus.to_dict()}
     if corpus is not None:
         st.caption(f"{len(corpus)} concepts; each is scored with the prompt"
