@@ -277,8 +277,10 @@ def test_hosted_deployments_refuse_server_folders_as_models(monkeypatch, tmp_pat
 
 def sidebar_app():
     from infi.ui import state as st_keys
+    from infi.ui.replacing import open_question
     from infi.ui.sidebar import render_sidebar
 
+    open_question(st_keys.get_session())  # as every page does: the dialog of a replacing step
     render_sidebar(st_keys.get_session())
 
 
@@ -298,9 +300,14 @@ def test_loading_a_bundle_warns_what_it_replaces_and_says_so_after():
     assert any("replaces this session's teacher outputs" in w.value for w in at.warning)
     at.sidebar.button(key=state.BTN_LOAD_BUNDLE).click().run()
     assert_clean(at)
+    assert at.session_state[state.SESSION] is current  # a tuned student is not replaced unasked
+    at.button(key=state.BTN_CONFIRM_REPLACE).click().run()
+    assert_clean(at)
     assert at.session_state[state.SESSION] is not current
     assert "replaced the previous session's teacher outputs, concept scores, student and 1 edit" in \
         at.session_state[state.NOTICE]
+    kept = at.session_state[state.PREVIOUS][0]["session"]
+    assert len(kept.provenance) == 2  # set aside with its edit, restorable from the sidebar
 
 
 def test_corrupt_session_bundle_is_refused_in_the_sidebar():

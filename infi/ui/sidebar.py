@@ -11,6 +11,7 @@ from infi.ui import state
 from infi.ui.autosave import offer_restore
 from infi.ui.feedback import guarded
 from infi.ui.markdown import escape
+from infi.ui.replacing import ask_or_run
 
 # Streamlit's bundled Material Symbols font: these render offline and without an emoji font.
 DONE = ":green[:material/check_circle:]"
@@ -72,11 +73,20 @@ def render_sidebar(session: Session) -> None:
     if session.prg_run is not None:
         st.sidebar.caption("A session file does not hold the compact model: download it from the Distill page.")
     if upload is not None and st.sidebar.button("Load this session", width="stretch", key=state.BTN_LOAD_BUNDLE):
+        loaded = None
         with guarded("Loading the session", "Choose a .infi file saved by Infi.", where=st.sidebar):
-            state.replace_session(load_session(upload.getvalue()))
-            state.notify(f"Loaded session from {upload.name}."
-                         + (f" It replaced the previous session's {replaced}." if replaced else ""))
-            st.rerun()
+            loaded = load_session(upload.getvalue())
+        if loaded is not None:
+            name = upload.name
+
+            def use_it() -> None:
+                state.replace_session(loaded)
+                state.notify(f"Loaded session from {name}."
+                             + (f" It replaced the previous session's {replaced}." if replaced else ""))
+                st.rerun()
+
+            # A tuned student is not dropped unasked: the dialog sets it aside first.
+            ask_or_run(session, f"Loading {name}", use_it)
 
 
 def work_in(session: Session) -> str:
