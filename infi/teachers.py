@@ -141,7 +141,7 @@ def match_ids(image_ids: list[str], row_ids: pd.Index, name: str) -> list[str]:
 
 
 def load_predictions(data: bytes | str | Path, filename: str, class_names: Sequence[str] | None = None,
-                     kind: str = "auto", expected_classes: int | None = None,
+                     kind: str = "auto", expected_classes: int | Sequence[str] | None = None,
                      budget: Budget | None = None) -> PredictionsTeacher:
     """Parse a predictions file by its extension (.csv, .parquet, .npy): ``data`` is a path, the
     file's bytes, or CSV text. Sizes are checked against the budget from the file's header or
@@ -170,9 +170,17 @@ def load_predictions(data: bytes | str | Path, filename: str, class_names: Seque
         teacher.class_names = tuple(str(c) for c in teacher.table.columns)
     else:
         raise TeacherError(f"{filename}: predictions must be .csv, .parquet or .npy")
-    if expected_classes is not None and len(teacher.class_names) != expected_classes:
-        raise TeacherError(f"{filename}: {len(teacher.class_names)} classes, but the dataset has "
-                         f"{expected_classes}")
+    expected = expected_classes if isinstance(expected_classes, int) or expected_classes is None \
+        else tuple(expected_classes)
+    count = expected if isinstance(expected, int) or expected is None else len(expected)
+    if count is not None and len(teacher.class_names) != count:
+        detail = ""
+        if not isinstance(expected, int) and teacher.table is not None:  # name the columns that differ
+            missing = [c for c in expected if c not in teacher.class_names]
+            extra = [c for c in teacher.class_names if c not in expected]
+            detail = "".join(f"; {what}: {names[:5]}" for what, names in
+                             (("missing", missing), ("not a class of the dataset", extra)) if names)
+        raise TeacherError(f"{filename}: {len(teacher.class_names)} classes, but the dataset has {count}{detail}")
     return teacher
 
 
@@ -534,7 +542,6 @@ def from_spec(spec: str, dataset_classes: Sequence[str] | None = None, *,
     head, _, value = spec.partition(":")
     head = head.strip()
     names = parse_class_names(class_names) or tuple(dataset_classes or ())
-    expected = len(dataset_classes) if dataset_classes else None
     if head in ("pt2", "export") or spec.strip().lower().endswith(".pt2"):
         raise TeacherError(PT2_REFUSED)
     if head not in SPEC_KINDS:
@@ -548,7 +555,7 @@ def from_spec(spec: str, dataset_classes: Sequence[str] | None = None, *,
         source = data if data is not None else Path(value)
         is_npy = name.lower().endswith(".npy")
         return load_predictions(source, name, class_names=names or None if is_npy else None,
-                                kind=kind, expected_classes=expected)
+                                kind=kind, expected_classes=tuple(dataset_classes) if dataset_classes else None)
     if head == "onnx":
         if not names:
             raise TeacherError("teacher: an ONNX model needs class names; give them, or use a dataset with "

@@ -309,3 +309,19 @@ def test_a_torch_export_program_is_refused_as_a_teacher_with_the_reason(spec, tm
     """torch.export.load unpickles parts of a .pt2 without weights_only: not for untrusted files."""
     with pytest.raises(TeacherError, match=r"\.pt2\) is not accepted.*onnx:FILE"):
         from_spec(spec, ("a", "b"))
+
+
+def test_a_class_count_mismatch_names_the_missing_and_extra_columns(images):
+    """A file without 'star' (or with an 'extra' column) was refused by its counts alone."""
+    from infi.teachers import from_spec
+
+    classes = ("circle", "square", "triangle", "star", "cross", "hexagon")
+    P = np.random.default_rng(5).dirichlet(np.ones(5), size=len(images))
+    table = pd.DataFrame(P, columns=["circle", "square", "triangle", "cross", "hexagon"])
+    table.insert(0, "id", images.ids)
+    with pytest.raises(ValueError, match=r"5 classes, but the dataset has 6; missing: \['star'\]"):
+        from_spec("predictions:", classes, data=table.to_csv(index=False).encode(), filename="p.csv")
+    table["extra"] = 0.0
+    table["star"] = 0.0
+    with pytest.raises(ValueError, match=r"7 classes.*not a class of the dataset: \['extra'\]"):
+        from_spec("predictions:", classes, data=table.to_csv(index=False).encode(), filename="p.csv")
