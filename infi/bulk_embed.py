@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,12 +106,7 @@ def _folder_refs(root: Path, budget: Budget) -> list[ImageRef]:
 
 
 def _duplicates(ids: Sequence[str]) -> list[str]:
-    seen, dupes = set(), []
-    for i in ids:
-        if i in seen:
-            dupes.append(i)
-        seen.add(i)
-    return dupes
+    return sorted(k for k, v in Counter(ids).items() if v > 1)
 
 
 def decode_batch(paths: Sequence[str], ids: Sequence[str], crop: tuple[int, int, int],

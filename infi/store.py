@@ -39,10 +39,15 @@ UNIT_TOLERANCE = 1e-3  # stored embeddings are unit vectors
 def ids_hash(ids: Sequence[str]) -> str:
     """The content hash of a store: its ids in order (its pixels are not at hand to hash)."""
     digest = hashlib.sha256()
-    for i in ids:
-        digest.update(i.encode())
-        digest.update(b"\0")
+    _hash_ids(digest, ids)
     return "ids:" + digest.hexdigest()
+
+
+def _hash_ids(digest, ids: Sequence[str]) -> None:
+    """Feed ids to a digest, each ended by a NUL (the writer hashes shard by shard, the reader at once)."""
+    for i in ids:
+        digest.update(str(i).encode())
+        digest.update(b"\0")
 
 
 def corpus_hash(corpus: Corpus | None) -> str | None:
@@ -99,9 +104,7 @@ class StoreWriter:
                              "scores": None if not self.n_scores else np.asarray(scores, np.float32),
                              "path": list(paths) if paths is not None else [None] * n,
                              "label": list(labels) if labels is not None else [None] * n})
-        for i in ids:
-            self._ids.update(str(i).encode())
-            self._ids.update(b"\0")
+        _hash_ids(self._ids, ids)
         self._labels.update(lbl for lbl in (labels or ()) if lbl)
         self._buffered += n
         self.count += n

@@ -160,17 +160,7 @@ def store_overview(session: Session) -> None:
         st.info("The images' paths are not readable on this machine, so no thumbnail is shown; everything "
                 "else works from the embeddings.")
         return
-    if store.labels is None or not store.class_names:
-        shown = [im for im in (store.image(i) for i in range(min(24, len(store)))) if im is not None]
-        if shown:
-            st.image(shown, width=72)
-        return
-    for c, name in enumerate(store.class_names):
-        shown = [im for im in (store.image(int(i)) for i in np.flatnonzero(store.labels == c)[:THUMBS_PER_CLASS])
-                 if im is not None]
-        if shown:
-            st.markdown(f"**{escape(name)}**")
-            st.image(shown, width=72)
+    thumbnails(store.labels, store.class_names, len(store), store.image)
 
 
 def detached_dataset_notice(session: Session) -> None:
@@ -199,13 +189,22 @@ def dataset_overview(session: Session) -> None:
         st.caption(f"Evaluation set “{escape(name)}”: {len(e.images)} images.")
     if data.labels is not None and data.class_names:
         st.altair_chart(charts.class_counts(data.labels, data.class_names), width="stretch")
-        for c, name in enumerate(data.class_names):
-            idx = np.flatnonzero(data.labels == c)[:THUMBS_PER_CLASS]
-            if len(idx):
-                st.markdown(f"**{escape(name)}**")
-                st.image([data.image(int(i)) for i in idx], width=72)
+    thumbnails(data.labels, data.class_names, len(data), data.image)
+
+
+def thumbnails(labels, class_names, n: int, image) -> None:
+    """A few images per class (or the first 24 without labels); ``image(row)`` may return None
+    (a store's unreadable path), and such rows are left out."""
+    if labels is None or not class_names:
+        groups = [(None, range(min(24, n)))]
     else:
-        st.image([data.image(i) for i in range(min(24, len(data)))], width=72)
+        groups = [(name, np.flatnonzero(labels == c)[:THUMBS_PER_CLASS]) for c, name in enumerate(class_names)]
+    for name, rows in groups:
+        shown = [im for im in (image(int(i)) for i in rows) if im is not None]
+        if shown:
+            if name is not None:
+                st.markdown(f"**{escape(name)}**")
+            st.image(shown, width=72)
 
 
 def teacher_picker(session: Session) -> None:
