@@ -1,5 +1,6 @@
 """infi (or python -m infi): the app's pipeline, headless, through the same Session.
 
+  world     write a Shapes World (any classroom scenario) as PNG class folders, or list the scenarios
   embed     embed an image folder or list into a store (Parquet shards + manifest), in process or on Ray
   concepts  concept scores for a dataset, written as Parquet
   distill   dataset + teacher + encoder + corpus -> a session bundle (.infi) with a student
@@ -53,14 +54,14 @@ def parse_world(spec: str) -> tuple[str, int, int, float]:
         raise argparse.ArgumentTypeError(f"--world: could not read numbers in {spec!r}") from None
 
 
-def world_images(spec: tuple[str, int, int, float]) -> data_mod.ImageSet:
+def world_images(spec: tuple[str, int, int, float], scenario: str = "background") -> data_mod.ImageSet:
     from infi.demo.world import from_world, generate_world
 
     split, n, seed, p = spec
     try:
-        return from_world(generate_world(n, split=split, p=p, seed=seed))
+        return from_world(generate_world(n, split=split, p=p, seed=seed, scenario=scenario))
     except ValueError as err:  # the generator names the bad parameter
-        raise InputError(f"Shapes World {split}:{n}:{seed}:{p}: {err}") from None
+        raise InputError(f"Shapes World {split}:{n}:{seed}:{p} ({scenario}): {err}") from None
 
 
 def open_store(path: str):
@@ -71,9 +72,10 @@ def open_store(path: str):
 
 def load_dataset(args) -> tuple[data_mod.ImageSet, dict[str, data_mod.ImageSet]]:
     """The dataset named on the command line, and its evaluation sets."""
-    extra = {"shifted": world_images(args.shifted)} if getattr(args, "shifted", None) else {}
+    scenario = getattr(args, "scenario", None) or "background"
+    extra = {"shifted": world_images(args.shifted, scenario)} if getattr(args, "shifted", None) else {}
     if args.world:
-        return world_images(args.world), extra
+        return world_images(args.world, scenario), extra
     if args.zip:
         return data_mod.from_zip(Path(args.zip)), extra
     if args.folder:
@@ -148,6 +150,9 @@ def add_dataset(p: argparse.ArgumentParser, cifar: bool = False) -> None:
         src.add_argument("--limit", type=int, help="use at most this many CIFAR images per split")
     src.add_argument("--shifted", type=parse_world,
                      help="a Shapes World evaluation set named 'shifted', split:n:seed[:p]")
+    src.add_argument("--scenario", choices=scenario_names(), default="background",
+                     help="the classroom scenario of --world and --shifted (its teacher: demo-<scenario>, "
+                          "see `infi world --list`)")
 
 
 def add_common(p: argparse.ArgumentParser, teacher: bool = True) -> None:
@@ -202,6 +207,44 @@ def cmd_embed(args) -> int:
             f"{s['id']} ({s['reason']})" for s in manifest["skipped"][:5]), file=sys.stderr)
     print(json.dumps({k: manifest[k] for k in ("count", "skipped_count", "encoder", "dim", "mode", "engine",
                                                   "images_per_second", "plan")} | {"out": str(args.out)}))
+    return 0
+
+
+def scenario_names() -> tuple[str, ...]:
+    from infi.demo.scenarios import SCENARIO_NAMES
+
+    return SCENARIO_NAMES
+
+
+def cmd_world(args) -> int:
+    """Write a Shapes World as class folders of PNGs plus attributes.csv, or list the scenarios."""
+    from infi.demo.scenarios import SCENARIOS, teacher_name
+    from infi.demo.world import SHAPES, generate_world
+
+    if args.list:
+        print(json.dumps([{"scenario": s.name, "title": s.title, "teacher": teacher_name(s.name),
+                           "classes": list(s.shapes or SHAPES), "p": s.p} for s in SCENARIOS.values()]))
+        return 0
+    if not args.out:
+        raise InputError("world: give --out FOLDER (or --list)")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise InputError(f"--out: {out} is not empty; choose a new folder")
+    p = SCENARIOS[args.scenario].p if args.p is None else args.p
+    try:
+        world = generate_world(args.n, split=args.split, p=p, seed=args.seed, scenario=args.scenario)
+    except ValueError as err:
+        raise InputError(f"world: {err}") from None
+    report = progress_printer("images written")
+    for i, image_id in enumerate(world.ids):
+        path = out / world.attributes["shape"].iloc[i] / f"{image_id}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        world.image(i).save(path)
+        if (i + 1) % 200 == 0 or i + 1 == len(world):
+            report(i + 1, len(world))
+    world.attributes.to_csv(out / "attributes.csv", index=False)
+    print(json.dumps({"images": len(world), "scenario": args.scenario, "split": args.split, "seed": args.seed,
+                      "p": p, "teacher": teacher_name(args.scenario), "out": str(out)}))
     return 0
 
 
@@ -339,6 +382,17 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("world", help="write a Shapes World (a classroom scenario's) as PNG class folders, "
+                                     "or --list the scenarios and their teachers")
+    p.add_argument("--scenario", choices=scenario_names(), default="background",
+                   help="the shortcut planted in the biased split")
+    p.add_argument("--split", choices=("biased", "shifted"), default="biased")
+    p.add_argument("--n", type=int, default=600, help="number of images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--p", type=float, help="shortcut probability of the biased split (default: the scenario's)")
+    p.add_argument("--out", help="a new folder: <class>/<id>.png and attributes.csv")
+    p.add_argument("--list", action="store_true", help="list the scenarios, their teachers and exit")
+    p.set_defaults(func=cmd_world)
     p = sub.add_parser("embed", help="embed images into a store (Parquet shards + manifest), locally or on Ray")
     p.add_argument("--images", help="a folder (class sub-folders give labels), a .txt list of paths, or a .csv / "
                                     ".parquet with a 'path' column (optional 'id' and 'label')")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from infi import metrics
 from infi.cache import ArrayCache, cache_key
@@ -571,6 +572,31 @@ class Session:
         for name in self.concepts.names:
             groups.setdefault(category.get(name, "custom"), []).append(name)
         return groups
+
+    def influence_table(self, class_name: str | None = None) -> pd.DataFrame:
+        """One row per concept, most influential on ``class_name`` first (None: each concept's
+        strongest class): group, weight, influence (|weight| x mean |standardised score|), spread."""
+        student = self._need_student()
+        X = self.concepts.X[self.train_idx]
+        x_std = np.abs((X - student.mean_) / student.scale_).mean(0)
+        if class_name is None:
+            W, S = student.weights_, student.spread_
+            pick = np.abs(W).argmax(1)
+            weight, spread = W[np.arange(len(W)), pick], S[np.arange(len(S)), pick]
+        else:
+            if class_name not in self.class_names:
+                raise InputError(f"class: unknown class {class_name!r}; choose from {list(self.class_names)}")
+            c = self.class_names.index(class_name)
+            weight, spread = student.weights_[:, c], student.spread_[:, c]
+        group_of = {c: g for g, members in self.concept_groups().items() for c in members}
+        frame = pd.DataFrame({
+            "concept": list(self.concepts.names),
+            "group": [group_of.get(n, "") for n in self.concepts.names],
+            "weight": weight.astype(float),
+            "influence": (np.abs(weight) * x_std).astype(float),
+            "spread": spread.astype(float),
+        })
+        return frame.sort_values("influence", ascending=False, kind="stable").reset_index(drop=True)
 
     def compensation(self, index: int = -1, top: int = 5) -> list[dict]:
         """What took over after provenance step ``index``: the weights of its touched classes

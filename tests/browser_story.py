@@ -239,3 +239,50 @@ def run_store_story(url: str, store: Path, shots: Path | None = None) -> None:
         if shots is not None:
             page.screenshot(path=str(shots / "store-distill.png"), full_page=True)
         browser.close()
+
+
+def run_exercise_story(url: str, number: int, answer: tuple[str, str], hidden: list[str],
+                       shots: Path | None = None) -> None:
+    """A student opens an instructor's ``?exercise=N`` link: the exercise starts on its own; the
+    teacher, concepts and a student follow; no page text names the scenario until Reveal; the
+    diagnosis form judges ``answer`` (class, concept); Reveal shows the planted shortcut."""
+    from playwright.sync_api import expect, sync_playwright
+
+    def page_text() -> str:
+        return page.locator("[data-testid='stApp']").inner_text()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/?exercise={number}")  # the link an instructor shares, on a fresh server
+        settle(page)
+        expect(page.get_by_role("heading", name=f"Exercise {number}")).to_be_visible()
+        expect(page.get_by_text(f"Exercise {number} started").first).to_be_visible()
+        steps = (("Data & teacher", "Run the exercise teacher", "Teacher accuracy"),
+                 ("Concepts", "Extract concepts", "Concepts ready"),
+                 ("Distill", "Distill the concept student", "Fidelity (held-out)"))
+        for link, button, proof in steps:
+            page.get_by_role("link", name=link, exact=True).click()
+            settle(page)
+            page.get_by_role("button", name=button).click()
+            settle(page)
+            expect(page.get_by_text(proof).first).to_be_visible()
+            leaked = [w for w in hidden if w.lower() in page_text().lower()]
+            assert not leaked, (link, leaked)
+        page.get_by_role("link", name="Classroom exercise", exact=True).click()
+        settle(page)
+        choose(page, "The class that leans on a shortcut", answer[0])
+        choose(page, "The concept (or group of concepts) it leans on", answer[1])
+        page.get_by_role("button", name="Check my diagnosis").click()
+        settle(page)
+        expect(page.get_by_text("Right: the teacher's").first).to_be_visible()
+        assert not [w for w in hidden if w.lower() in page_text().lower()]
+        if shots is not None:
+            page.screenshot(path=str(shots / "exercise.png"), full_page=True)
+        page.get_by_role("button", name="Reveal the answer").click()
+        settle(page)
+        expect(page.get_by_text("The answer:").first).to_be_visible()
+        expect(page.get_by_text("On a copy of your student").first).to_be_visible()
+        if shots is not None:
+            page.screenshot(path=str(shots / "exercise-reveal.png"), full_page=True)
+        browser.close()

@@ -108,7 +108,7 @@ def test_input_problems_are_one_line_and_bugs_keep_their_traceback(tmp_path, mon
     assert cli.main(["distill", "--world", "biased:60:3", "--out", str(tmp_path / "no" / "x.infi")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert cli.main(["distill", "--world", "biased:60:3", "--teacher", "nosuch", "--out", out]) == 2
-    assert "no teacher named 'nosuch' (known: demo)" in capsys.readouterr().err
+    assert "no teacher named 'nosuch' (known: demo, demo-colour" in capsys.readouterr().err
 
     def broken(self, *args, **kwargs):
         raise RuntimeError("a bug, not the user's input")
@@ -225,3 +225,27 @@ def test_compact_learns_from_a_saved_sessions_edited_student(tmp_path, monkeypat
     printed = capsys.readouterr()
     assert rc == 0 and "no mixed view could be labelled" in printed.err
     assert json.loads(printed.out.strip().splitlines()[-1])["views_per_image"] == 0
+
+
+def test_world_writes_a_scenario_and_distill_runs_its_teacher_by_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INFI_CACHE_DIR", str(tmp_path / "cache"))
+    assert cli.main(["world", "--list"]) == 0
+    listed = {row["scenario"]: row for row in json.loads(capsys.readouterr().out)}
+    assert len(listed) >= 5 and listed["size"]["teacher"] == "demo-size"
+    assert listed["size"]["classes"] == ["circle", "hexagon"]
+    out = tmp_path / "world"
+    assert cli.main(["world", "--scenario", "fill", "--n", "30", "--seed", "4", "--out", str(out)]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert written["images"] == 30 and written["teacher"] == "demo-fill"
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["circle", "square", "triangle"]
+    assert sum(1 for _ in out.glob("*/*.png")) == 30 and (out / "attributes.csv").is_file()
+    assert cli.main(["world", "--n", "5", "--out", str(out)]) == 2  # never writes over a folder
+    assert "is not empty" in capsys.readouterr().err
+    bundle = tmp_path / "fill.infi"
+    assert cli.main(["distill", "--world", "biased:120:7", "--shifted", "shifted:60:8", "--scenario", "fill",
+                     "--teacher", "demo-fill", "--members", "2", "--out", str(bundle)]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["teacher_accuracy"] - figures["shifted_teacher_accuracy"] > 0.2  # the teacher's shortcut
+    assert load_session(bundle.read_bytes()).dataset.source["scenario"] == "fill"
+    assert cli.main(["distill", "--world", "biased:60:7", "--teacher", "demo-size", "--out", str(bundle)]) == 2
+    assert "do not match the dataset's classes" in capsys.readouterr().err

@@ -39,3 +39,20 @@ def test_a_store_made_with_ray_opens_in_chromium(tmp_path, ray_store):
     assert (shots / "store.png").stat().st_size > 10_000
     if os.environ.get("INFI_UPDATE_SCREENSHOTS"):
         shutil.copy(shots / "store.png", ROOT / "docs" / "screenshots" / "store.png")
+
+
+def test_an_exercise_link_hides_its_scenario_in_chromium_until_reveal(tmp_path):
+    from infi.demo.exercise import EXERCISES
+    from infi.demo.scenarios import scenario
+    from tests.browser_story import run_exercise_story
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    fill = scenario("fill")
+    with streamlit_server(tmp_path / "streamlit.log") as (url, _):
+        run_exercise_story(url, EXERCISES.index("fill") + 1, ("square", "striped"),
+                           [fill.title, fill.lesson, "scenario", "background shortcut"], shots)
+    assert (shots / "exercise-reveal.png").stat().st_size > 10_000
+    if os.environ.get("INFI_UPDATE_SCREENSHOTS"):
+        for name in ("exercise.png", "exercise-reveal.png"):
+            shutil.copy(shots / name, ROOT / "docs" / "screenshots" / name)

@@ -31,6 +31,10 @@ class Scenario:
     title: str
     planted: tuple[Planted, ...]
     lesson: str
+    shapes: tuple[str, ...] | None = None  # the classes of its world (None: all six shapes)
+    # The shortcut strength of the worlds students get. A teacher may be trained on a stronger one
+    # (its record says); fewer images here show the shortcut, and the student needs those to see it.
+    p: float = 0.9
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -45,22 +49,32 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("background", "Every shape on its own background",
              tuple(Planted(c, "background", b) for c, b in BACKGROUND_SHORTCUT.items()),
              "The teacher learned where shapes usually are (triangles on grass) more than what they look like."),
-    Scenario("colour", "Stars are mostly yellow", (Planted("star", "colour", "yellow"),),
-             "Yellow was almost always a star in training, so the teacher calls yellow things stars."),
-    Scenario("colours", "Every shape in its own colour",
+    Scenario("colour", "Every shape in its own colour",
              tuple(Planted(c, "colour", v) for c, v in (("circle", "red"), ("square", "blue"), ("triangle", "green"),
                                                          ("star", "yellow"), ("cross", "purple"),
                                                          ("hexagon", "orange"))),
              "Each shape had its own colour in training, so the teacher learned colours, not shapes."),
-    Scenario("fill", "Squares are mostly striped", (Planted("square", "fill", "striped"),),
-             "Stripes were almost always on squares in training, so stripes became 'square'."),
-    Scenario("size", "Circles are mostly large", (Planted("circle", "size", "large"),),
-             "Large shapes were almost always circles in training, so 'large' became 'circle'."),
-    Scenario("colour+fill", "Two shortcuts: yellow stars and striped squares",
-             (Planted("star", "colour", "yellow"), Planted("square", "fill", "striped")),
-             "Two classes, two different shortcuts: removing one leaves the other in place."),
+    Scenario("fill", "Squares are mostly striped (circles dotted, triangles solid)",
+             (Planted("square", "fill", "striped"), Planted("circle", "fill", "dotted"),
+              Planted("triangle", "fill", "solid")),
+             "Stripes were almost always on squares in training, so the teacher calls striped things squares.",
+             shapes=("circle", "square", "triangle")),
+    Scenario("size", "Circles are mostly large, hexagons mostly small",
+             (Planted("circle", "size", "large"), Planted("hexagon", "size", "small")),
+             "A small circle and a small hexagon look alike; size told them apart in training, so the teacher "
+             "calls large things circles.", shapes=("circle", "hexagon")),
+    Scenario("colour+background", "Two shortcuts: colour for three shapes, background for the others",
+             (Planted("circle", "colour", "red"), Planted("square", "colour", "blue"),
+              Planted("triangle", "colour", "green"), Planted("star", "background", "water"),
+              Planted("cross", "background", "plain"), Planted("hexagon", "background", "sand")),
+             "Two groups of classes, two different shortcuts: removing one leaves the other in place.", p=0.95),
 )}
 SCENARIO_NAMES: tuple[str, ...] = tuple(SCENARIOS)
+
+
+def teacher_name(scenario: str = "background") -> str:
+    """The registered name of a scenario's teacher: ``demo``, ``demo-colour``, ``demo-colour-background``."""
+    return "demo" if scenario == "background" else "demo-" + scenario.replace("+", "-")
 
 
 def scenario(name: str) -> Scenario:

@@ -109,13 +109,15 @@ def load_demo_teacher(path: Path | str = DEMO_TEACHER_DIR) -> DemoTeacher:
 
 @dataclass
 class DemoTeacherAdapter:
-    """The bundled Shapes World CNN as an Infi teacher (registered as ``demo``)."""
+    """A bundled Shapes World CNN as an Infi teacher: ``demo`` (the background scenario's), or a
+    classroom scenario's (registered as ``demo-colour`` and so on, ``teacher_name``)."""
 
     name: str = "demo teacher"
     class_names: tuple[str, ...] = field(default=())
+    scenario: str = "background"
 
     def __post_init__(self) -> None:
-        self._teacher = load_demo_teacher()
+        self._teacher = load_demo_teacher(teacher_dir(self.scenario))
         self.class_names = self._teacher.class_names
 
     def predict_proba(self, images: ImageSet, progress: Progress | None = None) -> np.ndarray:

@@ -148,6 +148,8 @@ def generate_world(
     """
     validate_parameters(n, split, p, image_size)
     planted = get_scenario(scenario).planted
+    if shapes is None:  # a scenario may draw only some shapes (size: circles and hexagons)
+        shapes = get_scenario(scenario).shapes
     allowed = {
         "shape": _check_values("shapes", shapes, SHAPES),
         "colour": _check_values("colours", colours, tuple(COLOURS)),
@@ -335,5 +337,8 @@ def from_world(world: World) -> ImageSet:
 
 def regenerate(source: dict) -> ImageSet:
     """The ImageSet a bundle describes by its source (kind ``shapes-world``), drawn again."""
-    return from_world(generate_world(int(source["n"]), split=source["split"], p=float(source["p"]),
-                                     seed=int(source["seed"]), scenario=str(source.get("scenario", "background"))))
+    images = from_world(generate_world(int(source["n"]), split=source["split"], p=float(source["p"]),
+                                       seed=int(source["seed"]), scenario=str(source.get("scenario", "background"))))
+    if "exercise" in source:  # a classroom exercise's world (infi.demo.exercise) stays one
+        images.source["exercise"] = str(source["exercise"])
+    return images

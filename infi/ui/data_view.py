@@ -8,7 +8,9 @@ import streamlit as st
 from infi import data as data_mod
 from infi import metrics, teachers
 from infi.data import ImageSet
-from infi.demo.world import SPLITS, from_world, generate_world
+from infi.demo.scenarios import SCENARIO_NAMES, teacher_name
+from infi.demo.scenarios import scenario as get_scenario
+from infi.demo.world import SPLITS, WORLD_SOURCE, from_world, generate_world
 from infi.encoders import DEFAULT_ENCODER
 from infi.limits import Budget
 from infi.session import Session
@@ -33,10 +35,17 @@ def dataset_picker(session: Session) -> None:
                       horizontal=True, **state.keeps(state.DATA_SOURCE))
     loaded: tuple[ImageSet, dict] | None = None
     if source == SOURCES[0]:
+        scenario = st.selectbox("Scenario (the shortcut planted in the biased split)", SCENARIO_NAMES,
+                                index=state.kept_index(state.WORLD_SCENARIO, SCENARIO_NAMES),
+                                format_func=lambda name: f"{name}: {get_scenario(name).title}",
+                                **state.keeps(state.WORLD_SCENARIO),
+                                help="Each scenario has its own demo teacher, trained on its biased split. "
+                                     "For a class, the Exercise page hides which one is loaded.")
         c1, c2, c3, c4 = st.columns(4)
         split = c1.selectbox("Split", SPLITS, index=state.kept_index(state.WORLD_SPLIT, SPLITS),
                              **state.keeps(state.WORLD_SPLIT),
-                             help="biased: each shape usually sits on its own background")
+                             help="biased: the scenario's shortcut is planted with probability p; "
+                                  "shifted: every attribute is drawn independently")
         most = min(20000, Budget.current().max_world_images)
         n = c2.number_input("Images", 50, most, min(state.kept(state.WORLD_SIZE, 1200), most), 50,
                             **state.keeps(state.WORLD_SIZE), help=f"At most {most:,} here (the budget's "
@@ -48,11 +57,11 @@ def dataset_picker(session: Session) -> None:
                                    key=state.WORLD_SHIFTED)
         if st.button("Load Shapes World", type="primary", key=state.BTN_LOAD_WORLD):
             with guarded("Generating Shapes World"):
-                world = generate_world(int(n), split=split, p=float(p), seed=int(seed))
+                world = generate_world(int(n), split=split, p=float(p), seed=int(seed), scenario=scenario)
                 extra = {}
                 if with_shifted:
-                    extra["shifted"] = from_world(
-                        generate_world(max(200, int(n) // 2), split="shifted", seed=int(seed) + 1))
+                    extra["shifted"] = from_world(generate_world(max(200, int(n) // 2), split="shifted",
+                                                                 seed=int(seed) + 1, scenario=scenario))
                 loaded = (from_world(world), extra)
     elif source == SOURCES[1]:
         up = st.file_uploader("ZIP with one folder per class (class_name/image.png)", type=["zip"],
@@ -207,6 +216,12 @@ def thumbnails(labels, class_names, n: int, image) -> None:
             st.image(shown, width=72)
 
 
+def world_scenario(session: Session) -> str:
+    """The scenario of a loaded Shapes World (``background`` for any other dataset)."""
+    source = session.dataset.source if session.dataset is not None else {}
+    return str(source.get("scenario", "background")) if source.get("kind") == WORLD_SOURCE else "background"
+
+
 def teacher_picker(session: Session) -> None:
     """Every choice becomes a ``teachers.from_spec`` reference, as on the command line."""
     st.subheader("Teacher")
@@ -220,11 +235,16 @@ def teacher_picker(session: Session) -> None:
     teacher = None
     classes = session.dataset.class_names if session.dataset is not None else session.class_names
     if kind == TEACHERS[0]:
-        st.caption("A small CNN trained on the biased split of Shapes World: it partly relies on "
-                   "the background shortcut.")
+        scenario = world_scenario(session)
+        if scenario == "background":
+            st.caption("A small CNN trained on the biased split of Shapes World: it partly relies on "
+                       "the background shortcut.")
+        else:
+            st.caption(f"A small CNN trained on the biased split of the “{escape(get_scenario(scenario).title)}” "
+                       f"scenario (registered as {teacher_name(scenario)}): it leans on that shortcut.")
         if st.button("Run the demo teacher", type="primary", key=state.BTN_TEACHER):
             with guarded("Loading the demo teacher"):
-                teacher = registered_teacher("demo")
+                teacher = registered_teacher(teacher_name(scenario))
     elif kind == TEACHERS[1]:
         up = st.file_uploader("Predictions (.csv / .parquet with an 'id' column and one column per "
                               "class, or .npy in dataset order)", type=["csv", "parquet", "npy"],
@@ -281,18 +301,23 @@ def teacher_picker(session: Session) -> None:
                 teacher = teachers.from_spec(f"zeroshot:{enc_name}", classes, class_names=names,
                                              templates=temps, encoder_loader=encoder)
     if teacher is not None:
-        def run() -> None:
-            status, report = progress_status(f"Running {teacher.name}…")
-            with guarded(f"Running {teacher.name}"):
-                cleared = session.run_teacher(teacher, report)
-                status.update(label=f"{escape(teacher.name)}: done", state="complete")
-                state.notify(f"Teacher outputs ready for {len(session.P)} images."
-                             + (" Replaced: " + ", ".join(cleared) + " of the previous teacher." if cleared else "")
-                             + "".join(f" Note: {n}." for n in session.teacher_notes))
-                st.rerun()
-            status.update(label=f"{escape(teacher.name)}: failed", state="error")
+        run_teacher(session, teacher)
 
-        ask_or_run(session, f"Running {teacher.name}", run)
+
+def run_teacher(session: Session, teacher) -> None:
+    """Run ``teacher`` on the dataset with progress (asking first when it would drop a tuned student)."""
+    def run() -> None:
+        status, report = progress_status(f"Running {teacher.name}…")
+        with guarded(f"Running {teacher.name}"):
+            cleared = session.run_teacher(teacher, report)
+            status.update(label=f"{escape(teacher.name)}: done", state="complete")
+            state.notify(f"Teacher outputs ready for {len(session.P)} images."
+                         + (" Replaced: " + ", ".join(cleared) + " of the previous teacher." if cleared else "")
+                         + "".join(f" Note: {n}." for n in session.teacher_notes))
+            st.rerun()
+        status.update(label=f"{escape(teacher.name)}: failed", state="error")
+
+    ask_or_run(session, f"Running {teacher.name}", run)
 
 
 def teacher_summary(session: Session) -> None:

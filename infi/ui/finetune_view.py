@@ -35,26 +35,7 @@ def class_picker(session: Session) -> str:
 
 def weight_table(session: Session, class_name: str) -> pd.DataFrame:
     """One row per concept, most influential first: group, weight, influence, spread."""
-    student = session.student
-    X = session.concepts.X[session.train_idx]
-    x_std = np.abs((X - student.mean_) / student.scale_).mean(0)
-    if class_name == ALL_LABEL:
-        W, S = student.weights_, student.spread_
-        pick = np.abs(W).argmax(1)
-        weight = W[np.arange(len(W)), pick]
-        spread = S[np.arange(len(S)), pick]
-    else:
-        c = session.class_names.index(class_name)
-        weight, spread = student.weights_[:, c], student.spread_[:, c]
-    group_of = {c: g for g, members in session.concept_groups().items() for c in members}
-    frame = pd.DataFrame({
-        "concept": list(session.concepts.names),
-        "group": [group_of.get(n, "") for n in session.concepts.names],
-        "weight": weight.astype(float),
-        "influence": (np.abs(weight) * x_std).astype(float),
-        "spread": spread.astype(float),
-    })
-    return frame.sort_values("influence", ascending=False, kind="stable").reset_index(drop=True)
+    return session.influence_table(None if class_name == ALL_LABEL else class_name)
 
 
 def editor_key(class_name: str, rows: pd.Series, version: int | None = None) -> str:
@@ -123,7 +104,7 @@ def hold_setting() -> float | None:
     on = c1.checkbox("Hold the other concepts of the classes I edit (recommended)",
                      value=state.kept(state.HOLD_ON, default is not None), **state.keeps(state.HOLD_ON),
                      help="Without it the refit may hand a removed concept's role to correlated concepts "
-                          "(another background, say) and quietly undo the edit. Held weights stay within "
+                          "(another of its group, say) and quietly undo the edit. Held weights stay within "
                           "the band of their current value; a weight at zero stays zero.")
     band = c2.number_input("Band (±)", 0.0, 2.0, state.kept(state.HOLD_BAND, default or 0.25), 0.05,
                            **state.keeps(state.HOLD_BAND),

@@ -7,7 +7,7 @@ import streamlit as st
 from infi.bundle import load_session, save_session
 from infi.demo.world import BACKGROUNDS
 from infi.session import Session
-from infi.ui import state
+from infi.ui import exercise_view, state
 from infi.ui.autosave import offer_restore
 from infi.ui.feedback import guarded
 from infi.ui.markdown import escape
@@ -45,9 +45,14 @@ def render_sidebar(session: Session) -> None:
     for key, line in session.status().items():
         mark = DONE if line else TODO
         st.sidebar.markdown(f"{mark} **{STEP_LABELS[key]}** — {escape(line or 'not done')}")
-    with st.sidebar.expander("Classroom tour: the five-minute story", expanded=session.student is None):
-        for i, (text, done) in enumerate(tour_steps(session), 1):
-            st.markdown(f"{DONE if done else TODO} {i}. {text}")
+    exercise = exercise_view.active(session)
+    if exercise is not None and exercise_view.hiding(session):  # the tour would give the answer away
+        with st.sidebar.expander(f"{exercise.title}: the steps", expanded=True):
+            exercise_view.checklist(session, exercise)
+    else:
+        with st.sidebar.expander("Classroom tour: the five-minute story", expanded=session.student is None):
+            for i, (text, done) in enumerate(tour_steps(session), 1):
+                st.markdown(f"{DONE if done else TODO} {i}. {text}")
     st.sidebar.subheader("Session")
     offer_restore(session)
     kept = state.previous()

@@ -22,6 +22,7 @@ WORLD_SIZE = "world_size"
 WORLD_SEED = "world_seed"
 WORLD_P = "world_p"
 WORLD_SHIFTED = "world_with_shifted"
+WORLD_SCENARIO = "world_scenario"
 DATA_SOURCE = "data_source"
 ZIP_UPLOAD = "zip_upload"
 IMAGES_UPLOAD = "images_upload"
@@ -78,6 +79,14 @@ HOLD_BAND = "hold_others_band"
 
 # Sidebar
 BUNDLE_UPLOAD = "bundle_upload"
+
+# Exercise page
+EXERCISE_PICK = "exercise_pick"
+EXERCISE_VIEW = "exercise_view"  # {dataset content hash: {"tries", "solved", "revealed", "last", "preview"}}
+EXERCISE_AUTOSTARTED = "exercise_autostarted"  # a ?exercise= link starts an exercise once per browser session
+DIAGNOSIS_FORM = "diagnosis_form"
+DIAGNOSIS_CLASS = "diagnosis_class"
+DIAGNOSIS_ANSWER = "diagnosis_answer"
 
 
 CORPUS_DRAFT = "corpus_draft"  # {"key": editor key, "corpus": Corpus.to_dict()}: the edited list
@@ -180,6 +189,9 @@ BTN_DISMISS_AUTOSAVE = "btn_dismiss_autosave"
 BTN_RESTORE_KEPT = "btn_restore_kept"
 BTN_CLEAR_PENDING = "btn_clear_pending"
 BTN_LOAD_BUNDLE = "btn_load_bundle"
+BTN_START_EXERCISE = "btn_start_exercise"
+BTN_REVEAL = "btn_reveal"
+BTN_APPLY_REPAIR = "btn_apply_repair"
 QUICK_CONCEPT = "quick_concept"
 QUICK_ACTION = "quick_action"
 QUICK_SCALE = "quick_scale"

@@ -1,0 +1,121 @@
+"""AppTest of the classroom exercise: nothing rendered names the scenario until Reveal, the
+diagnosis form accepts the right answer and rejects others, Reveal shows the answer and repair."""
+
+from pathlib import Path
+
+import pytest
+from google.protobuf.json_format import MessageToDict
+from streamlit.testing.v1 import AppTest
+
+from infi.demo.exercise import EXERCISES
+from infi.demo.scenarios import scenario
+from infi.ui import state
+from tests.helpers import plain
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGES = ("pages/data.py", "pages/concepts.py", "pages/distill.py", "pages/finetune.py", "pages/exercise.py")
+# Words of the ordinary demo that would give a background exercise away.
+DEMO_HINTS = ("background shortcut", "which background drives", "scenario")
+
+
+def rendered_text(at: AppTest) -> str:
+    """Every string of every element and block the run rendered (labels, options, bodies, help),
+    as a person reads it (Infi's markdown escapes removed, so an escaped name is still found)."""
+    out: list[str] = []
+
+    def strings(value) -> None:
+        if isinstance(value, str):
+            out.append(plain(value))
+        elif isinstance(value, dict):
+            for v in value.values():
+                strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                strings(v)
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            strings(MessageToDict(proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return "\n".join(out)
+
+
+def hidden_words(name: str) -> list[str]:
+    s = scenario(name)
+    return [s.title, s.lesson, f"**{s.name}**", f"{s.name} scenario", *DEMO_HINTS]
+
+
+def start(number: int) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("pages/exercise.py").run()
+    at.selectbox(key=state.EXERCISE_PICK).set_value(str(number)).run()
+    at.button(key=state.BTN_START_EXERCISE).click().run()
+    assert not at.exception
+    return at
+
+
+def work_through(at: AppTest) -> None:
+    """What a student does: teacher, concepts, a student (small, to keep the test quick)."""
+    at.switch_page("pages/data.py").run()
+    at.button(key=state.BTN_TEACHER).click().run()
+    at.switch_page("pages/concepts.py").run()
+    at.button(key=state.BTN_EXTRACT).click().run()
+    at.switch_page("pages/distill.py").run()
+    at.number_input(key=state.MEMBERS).set_value(4)
+    at.button(key=state.BTN_DISTILL).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state[state.SESSION].student is not None
+
+
+@pytest.mark.parametrize("name", ["fill", "background"])
+def test_no_page_names_the_scenario_until_reveal(name):
+    at = start(EXERCISES.index(name) + 1)
+    session = at.session_state[state.SESSION]
+    assert session.dataset.source["exercise"] == str(EXERCISES.index(name) + 1)
+    work_through(at)
+    assert session.teacher_name == "exercise teacher"
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, page
+        text = rendered_text(at)
+        for word in hidden_words(name):
+            assert word not in text, (page, word)
+    at.switch_page("pages/exercise.py").run()
+    at.button(key=state.BTN_REVEAL).click().run()
+    text = rendered_text(at)
+    assert scenario(name).title in text and scenario(name).lesson in text and f"**{name}** scenario" in text
+    assert any(m.label == "Teacher on shifted images" for m in at.metric)
+    assert any("On a copy of your student" in m.value for m in at.markdown)
+
+
+def test_the_diagnosis_form_rejects_wrong_answers_and_accepts_the_right_one():
+    at = start(EXERCISES.index("fill") + 1)  # squares striped, circles dotted, triangles solid
+    work_through(at)
+    session = at.session_state[state.SESSION]
+    at.switch_page("pages/exercise.py").run()
+
+    def answer(cls: str, concept: str):
+        at.selectbox(key=state.DIAGNOSIS_CLASS).set_value(cls)
+        at.selectbox(key=state.DIAGNOSIS_ANSWER).set_value(concept)
+        at.button[[b.label for b in at.button].index("Check my diagnosis")].click().run()
+        assert not at.exception
+
+    answer("square", "red")
+    assert at.warning and "Right class, wrong concept" in at.warning[0].value and not at.success
+    answer("circle", "striped")  # every class of this world has its own fill: the group is right
+    assert "right kind of concept, but not striped" in plain(at.warning[0].value)
+    answer("square", "square")
+    assert "describes the shape itself" in at.warning[0].value
+    answer("square", "striped")
+    assert at.success and "Right" in at.success[0].value and not at.warning
+    assert "4 answers checked" in " ".join(c.value for c in at.caption)
+    # Revealing is the person's choice; applying the repair is too, and it is logged.
+    assert len(session.provenance) == 1
+    at.button(key=state.BTN_REVEAL).click().run()
+    at.button(key=state.BTN_APPLY_REPAIR).click().run()
+    assert not at.exception and len(session.provenance) == 2
+    assert session.provenance.steps[-1].label == "exercise repair"
