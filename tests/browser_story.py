@@ -279,7 +279,8 @@ def run_exercise_story(url: str, number: int, answer: tuple[str, str], hidden: l
         assert not [w for w in hidden if w.lower() in page_text().lower()]
         if shots is not None:
             page.screenshot(path=str(shots / "exercise.png"), full_page=True)
-        page.get_by_role("button", name="Reveal the answer").click()
+        page.get_by_role("button", name="Reveal the answer").click()  # a popover asks first
+        page.get_by_role("button", name="Yes, reveal it").click()
         settle(page)
         expect(page.get_by_text("The answer:").first).to_be_visible()
         expect(page.get_by_text("On a copy of your student").first).to_be_visible()

@@ -56,6 +56,9 @@ def test_the_diagnosis_rejects_other_answers_with_a_hint_that_does_not_give_the_
     assert not wrong_class.correct and wrong_class.verdict == "concept-only"
     shape = diagnose(s, "square", "square", GROUPS)
     assert not shape.correct and shape.verdict == "shape"
+    size = scenario("size")  # hexagons small: a student keeps one of small / large, so "large" shows it too
+    assert diagnose(size, "hexagon", "large", GROUPS).correct and diagnose(size, "hexagon", "small", GROUPS).correct
+    assert not diagnose(size, "hexagon", "striped", GROUPS).correct
     neither = diagnose(s, "hexagon", "grass", GROUPS)
     assert not neither.correct and neither.verdict == "wrong"
     with pytest.raises(Exception, match="neither a concept nor a concept group"):
@@ -66,9 +69,13 @@ def test_an_exercise_world_remembers_its_exercise_through_a_regeneration():
     exercise = pick(2)
     data, extra = exercise_data(exercise, n=60, n_shifted=40)
     assert exercise_of(data) == exercise and exercise_of(extra["shifted"]) is None
+    again_started = exercise_data(exercise, n=60, n_shifted=40)[0]  # the same exercise started again
+    assert again_started.content_hash == data.content_hash
+    assert again_started.source["exercise_run"] != data.source["exercise_run"]  # a new attempt
     assert set(data.class_names) == set(exercise.scenario.shapes or data.class_names)
     again = regenerate(data.source)  # what a saved session or an autosave loads
     assert exercise_of(again) == exercise and again.content_hash == data.content_hash
+    assert again.source["exercise_run"] == data.source["exercise_run"]
 
 
 def test_the_repair_preview_measures_on_a_copy_and_ranks_the_planted_concepts():

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from infi.demo.exercise import EXERCISES
 from infi.demo.scenarios import scenario
-from infi.ui import state
+from infi.ui import autosave, state
 from tests.helpers import plain
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -119,3 +119,33 @@ def test_the_diagnosis_form_rejects_wrong_answers_and_accepts_the_right_one():
     at.button(key=state.BTN_APPLY_REPAIR).click().run()
     assert not at.exception and len(session.provenance) == 2
     assert session.provenance.steps[-1].label == "exercise repair"
+    # Applied, the reveal says so and offers no second (no-op) repair.
+    assert any("The repair is in place" in m.value for m in at.success)
+    assert not [b for b in at.button if b.key == state.BTN_APPLY_REPAIR]
+    # The same exercise started again is a new attempt: hidden, no answers yet.
+    at.selectbox(key=state.EXERCISE_PICK).set_value(str(EXERCISES.index("fill") + 1)).run()
+    at.button(key=state.BTN_START_EXERCISE).click().run()
+    at.button(key=state.BTN_CONFIRM_REPLACE).click().run()  # the tuned student is set aside first
+    assert not at.exception and at.session_state[state.SESSION].student is None
+    text = rendered_text(at)
+    assert scenario("fill").title not in text and "answers checked" not in text
+
+
+def test_a_class_link_starts_its_exercise_unless_an_autosave_waits(tmp_path, monkeypatch):
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["exercise"] = "3"
+    at.run()
+    assert not at.exception
+    source = at.session_state[state.SESSION].dataset.source
+    assert source["exercise"] == "3"  # started on its own, on the exercise page
+    assert any(h.value == "Exercise 3" for h in at.header)
+
+    folder = autosave.folder()  # the test's private cache folder
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / autosave.FILE).write_bytes(b"saved")
+    (folder / autosave.META).write_text("{}")
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["exercise"] = "3"
+    at.run()
+    assert at.session_state[state.SESSION].dataset is None  # the restore offer stays
+    assert any("Restore it" in i.value for i in at.info)

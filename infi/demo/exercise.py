@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from infi import metrics
 from infi.config import TuneConfig
 from infi.data import ImageSet
-from infi.demo.scenarios import SCENARIOS, Scenario
+from infi.demo.scenarios import SCENARIOS, Planted, Scenario
 from infi.demo.world import WORLD_SOURCE, from_world, generate_world
 from infi.errors import InputError
 from infi.session import Session
@@ -72,6 +72,7 @@ def exercise_data(exercise: Exercise, n: int = WORLD_IMAGES,
     name = exercise.scenario.name
     data = from_world(generate_world(n, "biased", p=exercise.scenario.p, seed=WORLD_SEED, scenario=name))
     data.source["exercise"] = exercise.label
+    data.source["exercise_run"] = secrets.token_hex(4)  # each start is a new attempt (its own answers)
     shifted = from_world(generate_world(n_shifted, "shifted", seed=WORLD_SEED + 1, scenario=name))
     return data, {"shifted": shifted}
 
@@ -109,11 +110,12 @@ def diagnose(scenario: Scenario, class_name: str, answer: str, groups: dict[str,
         return Diagnosis(False, "shape", f"{answer} describes the shape itself: a teacher that leans on it is doing "
                          "its job. Look for a concept high in the influence list that has nothing to do with shape.")
     if own:
-        hit = [p for p in own if (is_group and p.attribute == group) or p.value == answer]
+        hit = [p for p in own if (is_group and p.attribute == group) or answer in evidence(p, groups)]
         if hit:
             p = hit[0]
+            how = p.value if is_group or answer == p.value else f"{p.value} ({answer}, negatively)"
             return Diagnosis(True, "right" if not is_group else "right-group",
-                             f"Right: the teacher's {class_name} leans on {p.value} (the {p.attribute} concepts). "
+                             f"Right: the teacher's {class_name} leans on {how}: the {p.attribute} concepts. "
                              "Press Reveal to see how the shortcut was planted and what removing it repairs.")
         if any(p.attribute == group for p in own):
             return Diagnosis(False, "right-group", f"Right class, and the right kind of concept, but not {answer}: "
@@ -128,13 +130,25 @@ def diagnose(scenario: Scenario, class_name: str, answer: str, groups: dict[str,
                      "accuracy per class on the shifted split (Fine-tune): a class that drops there is a good start.")
 
 
+def evidence(planted: Planted, groups: dict[str, list[str]]) -> tuple[str, ...]:
+    """The concepts that show a planted shortcut: its value, and for a two-valued attribute
+    (small, large) the other value too, since "small" is "not large" and a sparse student keeps
+    only one of the pair (hexagon leans on large, negatively)."""
+    members = groups.get(planted.attribute, [])
+    if len(members) == 2 and planted.value in members:
+        return (planted.value, *(m for m in members if m != planted.value))
+    return (planted.value,)
+
+
 def planted_ranks(session: Session, scenario: Scenario) -> dict[str, int]:
-    """For each planted shortcut, the 1-based rank of its concept in its class's influence list."""
+    """For each planted shortcut, the 1-based rank of its evidence (``evidence``) in its class's
+    influence list."""
+    groups = session.concept_groups()
     ranks = {}
     for p in scenario.planted:
         table = session.influence_table(p.cls)
-        hits = table.index[table["concept"] == p.value]
-        ranks[f"{p.cls}: {p.value}"] = int(hits[0]) + 1 if len(hits) else len(table) + 1
+        hits = table.index[table["concept"].isin(evidence(p, groups))]
+        ranks[f"{p.cls}: {p.value}"] = int(hits.min()) + 1 if len(hits) else len(table) + 1
     return ranks
 
 

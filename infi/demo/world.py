@@ -339,6 +339,7 @@ def regenerate(source: dict) -> ImageSet:
     """The ImageSet a bundle describes by its source (kind ``shapes-world``), drawn again."""
     images = from_world(generate_world(int(source["n"]), split=source["split"], p=float(source["p"]),
                                        seed=int(source["seed"]), scenario=str(source.get("scenario", "background"))))
-    if "exercise" in source:  # a classroom exercise's world (infi.demo.exercise) stays one
-        images.source["exercise"] = str(source["exercise"])
+    for key in ("exercise", "exercise_run"):  # a classroom exercise's world (infi.demo.exercise) stays one
+        if key in source:
+            images.source[key] = str(source[key])
     return images

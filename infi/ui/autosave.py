@@ -62,6 +62,13 @@ def save_kept(session: Session) -> None:
     _write(session, KEPT_FILE)
 
 
+def restorable() -> bool:
+    """Whether an autosaved session waits to be restored here (local runs, not dismissed)."""
+    if state.hosted() or st.session_state.get(state.AUTOSAVE_DISMISSED):
+        return False
+    return (folder() / FILE).is_file() and (folder() / META).is_file() or (folder() / KEPT_FILE).is_file()
+
+
 def offer_restore(session: Session) -> None:
     """In the sidebar of an empty session: bring back what was autosaved before a refresh."""
     if state.hosted():

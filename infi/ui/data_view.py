@@ -37,10 +37,10 @@ def dataset_picker(session: Session) -> None:
     if source == SOURCES[0]:
         scenario = st.selectbox("Scenario (the shortcut planted in the biased split)", SCENARIO_NAMES,
                                 index=state.kept_index(state.WORLD_SCENARIO, SCENARIO_NAMES),
-                                format_func=lambda name: f"{name}: {get_scenario(name).title}",
                                 **state.keeps(state.WORLD_SCENARIO),
                                 help="Each scenario has its own demo teacher, trained on its biased split. "
-                                     "For a class, the Exercise page hides which one is loaded.")
+                                     "For a class, the Classroom exercise page hides which one is loaded.")
+        st.caption(f"Planted in the biased split: {escape(get_scenario(scenario).title.lower())}.")
         c1, c2, c3, c4 = st.columns(4)
         split = c1.selectbox("Split", SPLITS, index=state.kept_index(state.WORLD_SPLIT, SPLITS),
                              **state.keeps(state.WORLD_SPLIT),

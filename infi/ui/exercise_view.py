@@ -15,6 +15,7 @@ from infi.demo.exercise import (
     REPAIR_HOLD,
     Exercise,
     diagnose,
+    evidence,
     exercise_data,
     exercise_of,
     pick,
@@ -26,6 +27,7 @@ from infi.demo.exercise import (
 from infi.demo.teacher import DemoTeacherAdapter
 from infi.session import Session
 from infi.ui import state
+from infi.ui.autosave import restorable
 from infi.ui.data_view import run_teacher
 from infi.ui.feedback import guarded, progress_step
 from infi.ui.markdown import escape
@@ -48,7 +50,7 @@ def progress_of(exercise: Exercise, session: Session) -> dict:
     """This exercise's answers and whether it is revealed; kept per dataset, so a new exercise
     (even the same number again) starts clean."""
     views = st.session_state.setdefault(state.EXERCISE_VIEW, {})
-    key = session.dataset.content_hash
+    key = (session.dataset.content_hash, session.dataset.source.get("exercise_run"))
     return views.setdefault(key, {"tries": 0, "solved": False, "revealed": False, "last": None})
 
 
@@ -75,8 +77,12 @@ def start_picker(session: Session) -> None:
     index = options.index(linked) if linked else state.kept_index(state.EXERCISE_PICK, options)
     choice = st.selectbox("Exercise", options, index=index, format_func=choice_label,
                           **state.keeps(state.EXERCISE_PICK))
+    restorable = autosave_waiting(session)
     auto = linked is not None and session.dataset is None and session.store is None \
-        and not st.session_state.get(state.EXERCISE_AUTOSTARTED)
+        and not st.session_state.get(state.EXERCISE_AUTOSTARTED) and not restorable
+    if linked is not None and restorable and session.dataset is None:
+        st.info("Your last session was autosaved on this machine: **Restore it** in the sidebar to go on with it, "
+                "or press **Start the exercise** for a new one.")
     if st.button("Start the exercise", type="primary", key=state.BTN_START_EXERCISE) or auto:
         st.session_state[state.EXERCISE_AUTOSTARTED] = True
         exercise = pick(choice)
@@ -110,7 +116,7 @@ def steps(session: Session, exercise: Exercise) -> list[tuple[str, bool]]:
         ("Distill the concept student (Distill)", session.student is not None),
         ("Find a class whose top influences include a concept that is not about shape (Distill, Fine-tune)",
          view["tries"] > 0),
-        ("Submit your diagnosis below", view["solved"]),
+        ("Submit a diagnosis the form accepts (below)", view["solved"]),
         ("Remove that concept or its group and watch the shifted accuracy (Fine-tune)",
          len(session.provenance) > 1 if session.student is not None else False),
     ]
@@ -157,9 +163,11 @@ def reveal_button(session: Session, exercise: Exercise) -> None:
     st.divider()
     st.caption("Reveal shows the planted shortcut, the teacher's accuracy with and without it, and the repair. "
                "Try a diagnosis first: the reveal ends the guessing.")
-    if st.button("Reveal the answer", key=state.BTN_REVEAL):
-        view["revealed"] = True
-        st.rerun()
+    with st.popover("Reveal the answer"):
+        st.markdown("This shows the answer on every page of this exercise. Ready?")
+        if st.button("Yes, reveal it", key=state.BTN_REVEAL, type="primary"):
+            view["revealed"] = True
+            st.rerun()
 
 
 def reveal(session: Session, exercise: Exercise) -> None:
@@ -173,8 +181,11 @@ def reveal(session: Session, exercise: Exercise) -> None:
     ranks = planted_ranks(session, s) if session.student is not None else {}
     st.dataframe(pd.DataFrame([{
         "class": p.cls, "mostly shows": p.value, "group": p.attribute,
-        "rank in the student's influence list": ranks.get(f"{p.cls}: {p.value}")}
-        for p in s.planted]), hide_index=True)
+        "rank in the student's influence list": ranks.get(f"{p.cls}: {p.value}", "— (distill first)")}
+        for p in s.planted]).astype({"rank in the student's influence list": str}), hide_index=True)
+    if any(len(evidence(p, session.concept_groups())) > 1 for p in s.planted):
+        st.caption("For a two-valued attribute the rank is that of either value: a student that uses "
+                   "“large” negatively for a class uses “small” for it.")
     biased, shifted = teacher_gap(session)
     if biased is not None and shifted is not None:
         c1, c2, c3 = st.columns(3)
@@ -194,6 +205,11 @@ def reveal(session: Session, exercise: Exercise) -> None:
             preview = cached_preview(session, exercise)
     if preview is None or preview["before"] is None:
         return
+    if all(session.in_place(repair_actions(s))):
+        st.success(f"The repair is in place in your student: accuracy on the shifted images is "
+                   f"{preview['before']:.1%} now ({100 * (preview['before'] - fit_accuracy(session)):+.1f} pts since "
+                   "the fit). Fine-tune's provenance holds the step; Undo there reverts it.")
+        return
     gain = 100 * (preview["after"] - preview["before"])
     st.markdown(f"On a copy of your student (yours is unchanged), the repair takes accuracy on the shifted "
                 f"images from **{preview['before']:.1%}** to **{preview['after']:.1%}** ({gain:+.1f} pts).")
@@ -204,6 +220,17 @@ def reveal(session: Session, exercise: Exercise) -> None:
                          f"{step.metrics_before.get('shifted_accuracy', 0):.1%} → "
                          f"{step.metrics_after.get('shifted_accuracy', 0):.1%}.")
             st.rerun()
+
+
+def fit_accuracy(session: Session, split: str = "shifted") -> float:
+    """The student's accuracy on ``split`` at the fit (provenance step 0)."""
+    return session.provenance.steps[0].metrics_after.get(f"{split}_accuracy") or 0.0
+
+
+def autosave_waiting(session: Session) -> bool:
+    """Whether the sidebar offers an autosaved session to restore (a class link must not start
+    over it: the new exercise would replace the offer and, soon, the autosave)."""
+    return session.dataset is None and session.store is None and restorable()
 
 
 def cached_preview(session: Session, exercise: Exercise) -> dict:

@@ -46,7 +46,7 @@ def render_sidebar(session: Session) -> None:
         mark = DONE if line else TODO
         st.sidebar.markdown(f"{mark} **{STEP_LABELS[key]}** — {escape(line or 'not done')}")
     exercise = exercise_view.active(session)
-    if exercise is not None and exercise_view.hiding(session):  # the tour would give the answer away
+    if exercise is not None:  # the background tour would give a background exercise away, and is off-topic for others
         with st.sidebar.expander(f"{exercise.title}: the steps", expanded=True):
             exercise_view.checklist(session, exercise)
     else:
