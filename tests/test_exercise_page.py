@@ -149,3 +149,13 @@ def test_a_class_link_starts_its_exercise_unless_an_autosave_waits(tmp_path, mon
     at.run()
     assert at.session_state[state.SESSION].dataset is None  # the restore offer stays
     assert any("Restore it" in i.value for i in at.info)
+
+
+def test_hosted_a_class_link_starts_and_nothing_is_written_to_the_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("INFI_HOSTED", "1")
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["exercise"] = "1"
+    at.run()
+    assert not at.exception and at.session_state[state.SESSION].dataset.source["exercise"] == "1"
+    work_through(at)
+    assert not autosave.folder().exists()  # no per-visitor file, even with a student

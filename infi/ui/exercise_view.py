@@ -97,8 +97,8 @@ def start_picker(session: Session) -> None:
 
         def use_it() -> None:
             cleared = session.set_dataset(*loaded)
-            state.notify(f"{exercise.title} started: {len(loaded[0]):,} training images and "
-                         f"{len(loaded[1]['shifted']):,} shifted images to test on."
+            state.notify(f"{exercise.title} started: {len(loaded[0]):,} biased images (drawn like the teacher's "
+                         f"training set) and {len(loaded[1]['shifted']):,} shifted images to test on."
                          + (" Cleared: " + ", ".join(cleared) + " (they belonged to the previous dataset)."
                             if cleared else "") + " Next: run the exercise teacher on Data & teacher.")
             st.rerun()
@@ -110,7 +110,7 @@ def steps(session: Session, exercise: Exercise) -> list[tuple[str, bool]]:
     """The exercise's steps, each checked when the session shows it done; no step names a hint."""
     view = progress_of(exercise, session)
     return [
-        ("Run the exercise teacher and compare its accuracy on the training and the shifted images "
+        ("Run the exercise teacher and compare its accuracy on the biased and the shifted images "
          "(Data & teacher)", session.P is not None),
         ("Extract concepts with the demo encoder (Concepts)", session.concepts is not None),
         ("Distill the concept student (Distill)", session.student is not None),
@@ -189,7 +189,8 @@ def reveal(session: Session, exercise: Exercise) -> None:
     biased, shifted = teacher_gap(session)
     if biased is not None and shifted is not None:
         c1, c2, c3 = st.columns(3)
-        c1.metric("Teacher on the training images", f"{biased:.1%}")
+        c1.metric("Teacher on biased images", f"{biased:.1%}",
+                  help="Drawn like its training set (the shortcut mostly holds); not the images it trained on")
         c2.metric("Teacher on shifted images", f"{shifted:.1%}")
         c3.metric("What the shortcut costs", f"{100 * (biased - shifted):.1f} pts")
     groups = ", ".join(a.group for a in repair_actions(s))
