@@ -13,8 +13,11 @@ from infi.ui.concepts_view import (
     top_images,
     uninformative_concepts,
 )
+from infi.ui.entry import through_app
 from infi.ui.markdown import escape
 from infi.ui.replacing import open_question
+
+through_app()  # a page's own URL on a fresh server: run it inside app.py's navigation
 
 st.title("Concepts")
 session = state.get_session()

@@ -11,7 +11,10 @@ from infi.ui.data_view import (
     teacher_picker,
     teacher_summary,
 )
+from infi.ui.entry import through_app
 from infi.ui.replacing import open_question
+
+through_app()  # a page's own URL on a fresh server: run it inside app.py's navigation
 
 st.title("Data & teacher")
 session = state.get_session()

@@ -3,7 +3,10 @@
 import streamlit as st
 
 from infi.ui import distill_view, prg_view, state
+from infi.ui.entry import through_app
 from infi.ui.replacing import open_question
+
+through_app()  # a page's own URL on a fresh server: run it inside app.py's navigation
 
 CONCEPT, COMPACT = distill_view.METHOD_LABEL, prg_view.METHOD_LABEL
 

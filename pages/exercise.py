@@ -4,7 +4,10 @@ import streamlit as st
 
 from infi.ui import exercise_view as view
 from infi.ui import state
+from infi.ui.entry import through_app
 from infi.ui.replacing import open_question
+
+through_app()  # a page's own URL on a fresh server: run it inside app.py's navigation
 
 st.title("Classroom exercise")
 session = state.get_session()

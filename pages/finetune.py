@@ -5,7 +5,10 @@ import streamlit as st
 
 from infi.ui import finetune_view as view
 from infi.ui import state
+from infi.ui.entry import through_app
 from infi.ui.replacing import open_question
+
+through_app()  # a page's own URL on a fresh server: run it inside app.py's navigation
 
 st.title("Fine-tune")
 session = state.get_session()

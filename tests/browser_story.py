@@ -287,3 +287,19 @@ def run_exercise_story(url: str, number: int, answer: tuple[str, str], hidden: l
         if shots is not None:
             page.screenshot(path=str(shots / "exercise-reveal.png"), full_page=True)
         browser.close()
+
+
+def open_page_first(url: str, path: str, title: str) -> str:
+    """The first request of a freshly started server is a page's own URL (a bookmark, a refresh
+    after the server restarted): the page's text, as chromium shows it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/{path}")
+        settle(page)
+        expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
+        text = page.locator("[data-testid='stApp']").inner_text()
+        browser.close()
+        return text

@@ -139,3 +139,9 @@ def teacher_file(store, path: Path, confidence: float = 0.9) -> Path:
     pd.DataFrame(P, columns=list(store.class_names)).assign(id=store.ids)[["id", *store.class_names]].to_csv(
         path, index=False)
     return path
+
+
+def notice(at) -> str:
+    """The notice a step left for the next run, as the app shows it (app.py renders it as info
+    above every page, also on a page a test switched to)."""
+    return " ".join(plain(i.value) for i in at.info)

@@ -56,3 +56,14 @@ def test_an_exercise_link_hides_its_scenario_in_chromium_until_reveal(tmp_path):
     if os.environ.get("INFI_UPDATE_SCREENSHOTS"):
         for name in ("exercise.png", "exercise-reveal.png"):
             shutil.copy(shots / name, ROOT / "docs" / "screenshots" / name)
+
+
+def test_a_page_url_on_a_fresh_server_opens_inside_the_app(tmp_path):
+    """Streamlit runs a page alone, with the pages/ folder's file names as navigation, when its URL
+    is a fresh server's first request; every page then runs app.py's navigation instead."""
+    from tests.browser_story import open_page_first
+
+    with streamlit_server(tmp_path / "streamlit.log") as (url, _):
+        text = open_page_first(url, "distill", "Distill")
+    assert "Pipeline" in text and "Fine-tune" in text and "Classroom exercise" in text  # app.py's sidebar
+    assert "finetune" not in text  # not the folder's file names

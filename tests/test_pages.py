@@ -11,7 +11,7 @@ from infi.ui import state
 from infi.ui.finetune_view import editor_key, weight_table
 from infi.ui.prg_view import METHOD_LABEL as COMPACT
 from infi.ui.sidebar import tour_steps
-from tests.helpers import plain
+from tests.helpers import notice, plain
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -190,8 +190,7 @@ def test_a_bundle_without_its_images_still_drives_every_page_until_they_are_relo
     at.button(key=state.BTN_LOAD_ZIP).click().run()
     assert_clean(at)
     assert session.dataset is not None and session.student is student
-    # AppTest runs a switched-to page without app.py, which shows the notice: read what it would show.
-    assert "are kept" in at.session_state[state.NOTICE]
+    assert "are kept" in notice(at)
 
 
 def test_bad_zip_upload_shows_an_error_and_keeps_the_session():
@@ -305,7 +304,7 @@ def test_loading_a_bundle_warns_what_it_replaces_and_says_so_after():
     assert_clean(at)
     assert at.session_state[state.SESSION] is not current
     assert "replaced the previous session's teacher outputs, concept scores, student and 1 edit" in \
-        at.session_state[state.NOTICE]
+        at.session_state[state.NOTICE]  # the sidebar alone: no app.py around it shows the notice
     kept = at.session_state[state.PREVIOUS][0]["session"]
     assert len(kept.provenance) == 2  # set aside with its edit, restorable from the sidebar
 
@@ -431,7 +430,7 @@ def test_choices_already_in_place_are_named_and_a_failed_apply_stays_on_screen()
     at.button(key=state.BTN_APPLY).click().run()
     assert_clean(at)
     assert [(a["concept"], a["kind"]) for a in session.provenance.steps[-1].actions] == [(other, "remove")]
-    assert f"Left out, already in place: lock {live} on triangle" in at.session_state[state.NOTICE]
+    assert f"Left out, already in place: lock {live} on triangle" in notice(at)
     # A cell that is not a number is named before Apply, which waits for a fix.
     third = nonzero_concept(session, "triangle", but=(live, other))
     edit_rows(at, session, "triangle", {third: {"action": "downtune", "scale": "abc"}})
@@ -705,7 +704,7 @@ def test_guardrails_when_the_data_does_not_fit_the_encoder():
     assert any("2 of 23 concepts score the same on every image" in w.value for w in at.warning)
     at.button(key=state.BTN_DROP_FLAT).click().run()
     assert_clean(at)
-    assert len(session.concepts.names) == 21 and "Dropped 2 concepts" in at.session_state[state.NOTICE]
+    assert len(session.concepts.names) == 21 and "Dropped 2 concepts" in notice(at)
     session.distill(n_members=2, nec=None, alpha=0.01)
     at.switch_page("pages/distill.py").run()
     assert_clean(at)

@@ -23,7 +23,7 @@ from infi.session import Session
 from infi.store import MANIFEST, open_store
 from infi.teachers import from_spec
 from infi.tuning import TuningAction
-from tests.helpers import teacher_file, world_folder
+from tests.helpers import notice, teacher_file, world_folder
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +234,7 @@ def test_a_ray_store_opens_in_the_app_and_drives_every_page(ray_store):
     assert_clean(at)
     session = at.session_state[state.SESSION]
     assert session.store is not None and session.dataset is None
-    assert "Opened a store of 200 images" in at.session_state[state.NOTICE]
+    assert "Opened a store of 200 images" in notice(at)
     assert [m.value for m in at.metric][:4] == ["200", "6", "200", "1"]  # images, classes, labelled, skipped
     assert [r.options for r in at.radio if r.key == state.TEACHER_KIND][0] == [TEACHERS[1], TEACHERS[4]]
     at.radio(key=state.TEACHER_KIND).set_value(TEACHERS[4]).run()
