@@ -16,8 +16,7 @@ logging.basicConfig(level=logging.INFO)
 register_demo()  # also when running from a checkout that was never pip-installed
 FAVICON = HERE / "infi/ui/assets/favicon.png"  # bundled: a :material: icon is fetched from a font host
 st.set_page_config(page_title="Infi", page_icon=str(FAVICON), layout="wide")
-# An instructor's link is the app's address plus ?exercise=N: the root URL always runs this script
-# (a page's own URL on a freshly started server would run that page alone), so it opens the exercise.
+# An instructor's link is the app's address plus ?exercise=N: the exercise page is then the default.
 exercise_link = "exercise" in st.query_params
 pages = [
     st.Page(HERE / "pages/data.py", title="Data & teacher", icon=":material/folder_open:", default=not exercise_link),

@@ -29,7 +29,8 @@ EVAL_SEED = 424242  # never used in training (the teachers used seeds 2000-2002)
 
 def run(name: str, n_train: int, n_shifted: int, members: int, seed: int = EVAL_SEED) -> dict:
     """One scenario end to end: world, teacher, concepts, student, influence ranks, repair."""
-    p = get_scenario(name).p
+    s = get_scenario(name)
+    p = s.p
     session = Session(seed=0)
     session.set_dataset(from_world(generate_world(n_train, "biased", p=p, seed=seed, scenario=name)),
                         {"shifted": from_world(generate_world(n_shifted, "shifted", seed=seed + 1, scenario=name))})
@@ -38,9 +39,9 @@ def run(name: str, n_train: int, n_shifted: int, members: int, seed: int = EVAL_
     session.set_encoder("demo")
     session.extract_concepts(demo_corpus(), "global")
     before, fit_s = timed(session.distill, n_members=members)
-    ranks = planted_ranks(session, get_scenario(name))
-    free = repair_preview(session, get_scenario(name), hold_others=None)["after"]  # on a copy
-    step, refit_s = timed(session.tune, repair_actions(get_scenario(name)), label="repair", hold_others=REPAIR_HOLD)
+    ranks = planted_ranks(session, s)
+    free = repair_preview(session, s, hold_others=None)["after"]  # on a copy
+    step, refit_s = timed(session.tune, repair_actions(s), label="repair", hold_others=REPAIR_HOLD)
     after = step.metrics_after
     return {"p": p, "teacher_biased": teacher_biased, "teacher_shifted": teacher_shifted,
             "fidelity": before["fidelity"], "ranks": ranks, "shifted_before": before["shifted_accuracy"],

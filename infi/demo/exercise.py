@@ -36,11 +36,6 @@ def exercise_scenario(number: int) -> Scenario:
     return SCENARIOS[EXERCISES[number - 1]]
 
 
-def exercise_number(scenario_name: str) -> int:
-    """The exercise number of a scenario (1-based)."""
-    return EXERCISES.index(scenario_name) + 1
-
-
 RANDOM = "random"
 
 
@@ -167,8 +162,7 @@ def repair_preview(session: Session, scenario: Scenario, split: str = "shifted",
     if session.student is None or split not in session.eval_sets:
         raise InputError(f"repair: needs a distilled student and a {split!r} evaluation set")
     trial = session.snapshot()
-    trial.student = copy.deepcopy(session.student)
-    trial._scores = {}
+    trial.student = copy.deepcopy(session.student)  # nothing the trial refits may reach the person's student
     before = trial.evaluate().get(f"{split}_accuracy")
     actions = repair_actions(scenario)
     try:

@@ -75,13 +75,10 @@ def offer_restore(session: Session) -> None:
         st.sidebar.caption("This hosted app keeps nothing you make on its server: use **Save session "
                            "(.infi)** to keep your work.")
         return
-    if (session.dataset is not None or session.store is not None or session.P is not None
-            or st.session_state.get(state.AUTOSAVE_DISMISSED)):
+    if session.dataset is not None or session.store is not None or session.P is not None or not restorable():
         return
     meta_path, file, kept = folder() / META, folder() / FILE, folder() / KEPT_FILE
     has_last, has_kept = file.is_file() and meta_path.is_file(), kept.is_file()
-    if not has_last and not has_kept:
-        return
     from infi.ui.feedback import guarded
 
     box = st.sidebar.container(border=True)

@@ -30,7 +30,7 @@ from infi.ui import state
 from infi.ui.autosave import restorable
 from infi.ui.data_view import run_teacher
 from infi.ui.feedback import guarded, progress_step
-from infi.ui.markdown import escape
+from infi.ui.markdown import DONE, TODO, escape
 from infi.ui.replacing import ask_or_run
 
 CHOICES: tuple[str, ...] = (*(str(i) for i in range(1, len(EXERCISES) + 1)), RANDOM)
@@ -77,10 +77,12 @@ def start_picker(session: Session) -> None:
     index = options.index(linked) if linked else state.kept_index(state.EXERCISE_PICK, options)
     choice = st.selectbox("Exercise", options, index=index, format_func=choice_label,
                           **state.keeps(state.EXERCISE_PICK))
-    restorable = autosave_waiting(session)
-    auto = linked is not None and session.dataset is None and session.store is None \
-        and not st.session_state.get(state.EXERCISE_AUTOSTARTED) and not restorable
-    if linked is not None and restorable and session.dataset is None:
+    empty = session.dataset is None and session.store is None
+    # The sidebar offers an autosave: a class link must not start over it (the new exercise would
+    # replace the offer and, soon, the autosave).
+    waiting = linked is not None and empty and restorable()
+    auto = linked is not None and empty and not waiting and not st.session_state.get(state.EXERCISE_AUTOSTARTED)
+    if waiting:
         st.info("Your last session was autosaved on this machine: **Restore it** in the sidebar to go on with it, "
                 "or press **Start the exercise** for a new one.")
     if st.button("Start the exercise", type="primary", key=state.BTN_START_EXERCISE) or auto:
@@ -122,10 +124,9 @@ def steps(session: Session, exercise: Exercise) -> list[tuple[str, bool]]:
     ]
 
 
-def checklist(session: Session, exercise: Exercise, where=st) -> None:
-    done, todo = ":green[:material/check_circle:]", ":gray[:material/radio_button_unchecked:]"
+def checklist(session: Session, exercise: Exercise) -> None:
     for i, (text, ok) in enumerate(steps(session, exercise), 1):
-        where.markdown(f"{done if ok else todo} {i}. {text}")
+        st.markdown(f"{DONE if ok else TODO} {i}. {text}")
 
 
 def diagnosis_form(session: Session, exercise: Exercise) -> None:
@@ -226,12 +227,6 @@ def reveal(session: Session, exercise: Exercise) -> None:
 def fit_accuracy(session: Session, split: str = "shifted") -> float:
     """The student's accuracy on ``split`` at the fit (provenance step 0)."""
     return session.provenance.steps[0].metrics_after.get(f"{split}_accuracy") or 0.0
-
-
-def autosave_waiting(session: Session) -> bool:
-    """Whether the sidebar offers an autosaved session to restore (a class link must not start
-    over it: the new exercise would replace the offer and, soon, the autosave)."""
-    return session.dataset is None and session.store is None and restorable()
 
 
 def cached_preview(session: Session, exercise: Exercise) -> dict:

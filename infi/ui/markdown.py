@@ -11,3 +11,8 @@ _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~$:])")
 def escape(text: object) -> str:
     """``text`` with every markdown-active character backslash-escaped."""
     return _SPECIAL.sub(r"\\\1", str(text))
+
+
+# Step marks from Streamlit's bundled Material Symbols font: they render offline, without an emoji font.
+DONE = ":green[:material/check_circle:]"
+TODO = ":gray[:material/radio_button_unchecked:]"

@@ -10,12 +10,9 @@ from infi.session import Session
 from infi.ui import exercise_view, state
 from infi.ui.autosave import offer_restore
 from infi.ui.feedback import guarded
-from infi.ui.markdown import escape
+from infi.ui.markdown import DONE, TODO, escape
 from infi.ui.replacing import ask_or_run
 
-# Streamlit's bundled Material Symbols font: these render offline and without an emoji font.
-DONE = ":green[:material/check_circle:]"
-TODO = ":gray[:material/radio_button_unchecked:]"
 TOUR_GAIN = 0.02  # shifted accuracy gain since the fit that counts as a repair
 STEP_LABELS = {"dataset": "Dataset", "teacher": "Teacher", "concepts": "Concepts", "student": "Student"}
 
