@@ -249,3 +249,13 @@ def test_world_writes_a_scenario_and_distill_runs_its_teacher_by_name(tmp_path, 
     assert load_session(bundle.read_bytes()).dataset.source["scenario"] == "fill"
     assert cli.main(["distill", "--world", "biased:60:7", "--teacher", "demo-size", "--out", str(bundle)]) == 2
     assert "do not match the dataset's classes" in capsys.readouterr().err
+
+
+def test_world_checks_the_budget_and_its_parameters_before_drawing(tmp_path, capsys):
+    out = tmp_path / "w"
+    assert cli.main(["world", "--n", str(10**9), "--out", str(out)]) == 2
+    assert "INFI_LIMIT_MAX_WORLD_IMAGES" in capsys.readouterr().err and not out.exists()
+    for bad in (["--n", "0"], ["--p", "1.5"], ["--seed", "-1"]):
+        assert cli.main(["world", *bad, "--out", str(out)]) == 2, bad
+        assert capsys.readouterr().err.startswith("error: world:"), bad
+    assert cli.main(["world"]) == 2 and "give --out" in capsys.readouterr().err

@@ -159,3 +159,14 @@ def test_hosted_a_class_link_starts_and_nothing_is_written_to_the_server(tmp_pat
     assert not at.exception and at.session_state[state.SESSION].dataset.source["exercise"] == "1"
     work_through(at)
     assert not autosave.folder().exists()  # no per-visitor file, even with a student
+
+
+@pytest.mark.parametrize("value", ["0", "9", "../../etc/passwd", "<script>alert(1)</script>", "**bold**", "1e9"])
+def test_a_hostile_exercise_link_starts_nothing_and_shows_nothing_of_it(value):
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["exercise"] = value
+    at.run()
+    assert not at.exception and at.session_state[state.SESSION].dataset is None
+    if not value[0].isdigit():  # digits appear on the page anyway
+        assert value not in rendered_text(at)  # never echoed, as text or markdown
+    assert at.selectbox(key=state.EXERCISE_PICK).value == "1"  # the picker falls back to its first choice
